@@ -1,0 +1,49 @@
+// The supervisor's command-line options (agents run alone or all together).
+import { numberOption, parseCli, type Values } from '../lib/cli';
+import type { SupervisorPolicy } from './supervisor';
+
+export const SUPERVISOR_HELP = `Supervisor options:
+  --restart-min-ms N     first restart delay after a crash (default 1000; doubles up to --restart-max-ms)
+  --restart-max-ms N     longest restart delay (default 60000)
+  --crash-limit N        crashes within --crash-window-ms before an agent is left failed (default 5)
+  --crash-window-ms N    (default 600000)
+  --touch-interval-ms N  liveness touch period (default 15000)
+  --stop-timeout-ms N    bound on a clean stop after SIGTERM (default 5000)
+  --takeover-retry-ms N  zedbox all: how often to retry an agent another process runs (default 10000)`;
+
+const SUPERVISOR_OPTIONS = {
+  'restart-min-ms': { type: 'string' },
+  'restart-max-ms': { type: 'string' },
+  'crash-limit': { type: 'string' },
+  'crash-window-ms': { type: 'string' },
+  'touch-interval-ms': { type: 'string' },
+  'stop-timeout-ms': { type: 'string' },
+  'takeover-retry-ms': { type: 'string' },
+  only: { type: 'string' },
+  except: { type: 'string' },
+} as const;
+
+export function parseAgentArgs(args: readonly string[]) {
+  return parseCli(args, SUPERVISOR_OPTIONS);
+}
+
+export function policyFrom(v: Values): Partial<SupervisorPolicy> {
+  const policy: Partial<SupervisorPolicy> = {};
+  const min = numberOption(v, 'restart-min-ms');
+  const max = numberOption(v, 'restart-max-ms');
+  if (min !== undefined || max !== undefined) {
+    policy.restart = { minMs: min ?? 1000, maxMs: max ?? Math.max(60_000, min ?? 0), jitter: 0.2 };
+  }
+  const pairs: Array<[keyof SupervisorPolicy, string]> = [
+    ['crashLimit', 'crash-limit'],
+    ['crashWindowMs', 'crash-window-ms'],
+    ['touchIntervalMs', 'touch-interval-ms'],
+    ['stopTimeoutMs', 'stop-timeout-ms'],
+    ['elsewhereRetryMs', 'takeover-retry-ms'],
+  ];
+  for (const [key, flag] of pairs) {
+    const val = numberOption(v, flag);
+    if (val !== undefined) (policy as Record<string, unknown>)[key] = val;
+  }
+  return policy;
+}
