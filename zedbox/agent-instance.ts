@@ -7,7 +7,7 @@ import type { Bus } from '../pubsub/bus';
 import type { Publication } from '../pubsub/publication';
 import type { PublisherEndpoint } from '../pubsub/publisher-endpoint';
 import type { Subscription } from '../pubsub/subscription';
-import type { AgentContext, AgentSpec } from '../lib/agent';
+import type { AgentContext, AgentSpec } from '../agents/agent';
 
 /** Which agent instance the running code belongs to; follows timers and promises. */
 export interface AgentScope {

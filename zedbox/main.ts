@@ -3,7 +3,7 @@
 // by chooses what runs: a link named after an agent or tool runs it; as
 // `zedbox` the first argument does; with no argument every agent runs.
 import * as path from 'node:path';
-import type { AgentSpec } from '../lib/agent';
+import type { AgentSpec } from '../agents/agent';
 import { AGENTS, findEntry, listing } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom } from './options';

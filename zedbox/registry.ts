@@ -1,6 +1,7 @@
 // Every name zedbox answers to: agents (long-running, supervised) and tools
 // (run to completion). Modules load lazily so a small tool starts fast.
-import type { AgentSpec, ToolSpec } from '../lib/agent';
+import type { AgentSpec } from '../agents/agent';
+import type { ToolSpec } from '../tools/tool';
 import type { AgentName } from '../pubsub/owners';
 
 interface AgentEntry {

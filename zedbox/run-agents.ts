@@ -3,7 +3,7 @@
 // same bus, so a device can run some agents alone and the rest together.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AgentSpec } from '../lib/agent';
+import type { AgentSpec } from '../agents/agent';
 import { writeFileAtomicSync } from '../lib/atomic-file';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';

@@ -13,7 +13,7 @@ import type { AgentStatus } from '../pubsub/collections';
 import { EndpointBusyError } from '../pubsub/errors';
 import type { Publication } from '../pubsub/publication';
 import type { PublisherEndpoint } from '../pubsub/publisher-endpoint';
-import type { AgentSpec } from '../lib/agent';
+import type { AgentSpec } from '../agents/agent';
 import { AgentInstance } from './agent-instance';
 
 export interface SupervisorPolicy {

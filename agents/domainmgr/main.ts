@@ -2,7 +2,7 @@
 // Not implemented yet (issue 3). Until then it joins the bus, owns its
 // endpoint and proves its liveness (AgentStatus, <run>/domainmgr.touch); it
 // publishes nothing that would claim work it does not do.
-import { untilAborted, type AgentSpec } from '../../lib/agent';
+import { untilAborted, type AgentSpec } from '../agent';
 
 export const domainmgr: AgentSpec = {
   name: 'domainmgr',

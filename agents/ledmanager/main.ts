@@ -2,7 +2,7 @@
 // Not implemented yet (issue 5). Until then it joins the bus, owns its
 // endpoint and proves its liveness (AgentStatus, <run>/ledmanager.touch); it
 // publishes nothing that would claim work it does not do.
-import { untilAborted, type AgentSpec } from '../../lib/agent';
+import { untilAborted, type AgentSpec } from '../agent';
 
 export const ledmanager: AgentSpec = {
   name: 'ledmanager',

@@ -3,7 +3,7 @@
 // The network, controller and app sections arrive with the agents that own them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ToolSpec } from '../../lib/agent';
+import type { ToolSpec } from '../tool';
 import { dirsFrom, loggerFrom, numberOption, parseCli } from '../../lib/cli';
 import { writeFileAtomicSync } from '../../lib/atomic-file';
 import { Bus } from '../../pubsub/bus';

@@ -1,7 +1,7 @@
 // ipcmonitor: the first tool to reach for on a device. Lists every publication
 // on the running bus, or watches one: its initial state, then each change.
 import { Type } from '@sinclair/typebox';
-import type { ToolSpec } from '../../lib/agent';
+import type { ToolSpec } from '../tool';
 import { UsageError, dirsFrom, loggerFrom, numberOption, parseCli, str } from '../../lib/cli';
 import { Bus } from '../../pubsub/bus';
 import { defineCollection, type CollectionSpec } from '../../pubsub/catalog';

@@ -1,9 +1,10 @@
-// What an agent is, and the context it runs with. An agent is a value (name,
+// The contract between an agent and the process that runs it: what an agent
+// is, and the context it runs with. An agent is a value (name,
 // help, run function); everything it touches comes through its context, so the
 // supervisor can stop it and release all it held when it crashes.
 import type { Static, TSchema } from '@sinclair/typebox';
-import type { Dirs } from './dirs';
-import type { Logger } from './log';
+import type { Dirs } from '../lib/dirs';
+import type { Logger } from '../lib/log';
 import type { CollectionSpec } from '../pubsub/catalog';
 import type { Publication } from '../pubsub/publication';
 import type { Subscription, SubscribeOptions } from '../pubsub/subscription';
@@ -34,19 +35,6 @@ export interface AgentSpec {
   readonly help: string;
   /** Runs until ctx.signal aborts. Throwing or returning early counts as a crash. */
   run(ctx: AgentContext): Promise<void>;
-}
-
-/** A command-line tool: runs to completion and returns an exit code. */
-export interface ToolSpec {
-  readonly name: string;
-  readonly summary: string;
-  readonly help: string;
-  main(args: string[], env: ToolEnv): Promise<number>;
-}
-
-export interface ToolEnv {
-  /** Where the tool's report goes (stdout); logs go to stderr. */
-  out: (text: string) => void;
 }
 
 /** Resolves when the signal aborts: the body of an agent with nothing else to do. */
