@@ -3,7 +3,7 @@
 export interface BackoffPolicy {
   minMs: number;
   maxMs: number;
-  /** Fraction of the delay added or removed at random (0.2 = ±20 %). */
+  /** Fraction of the delay taken off at random (0.2 = up to 20 % sooner), so clients spread out even at the cap. */
   jitter: number;
 }
 
@@ -12,8 +12,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { minMs: 1000, maxMs: 60_000, jitt
 /** Delay before attempt number `failures` (1 = after the first failure). */
 export function backoffDelay(policy: BackoffPolicy, failures: number, random: () => number = Math.random): number {
   const exp = Math.min(policy.maxMs, policy.minMs * 2 ** Math.max(0, failures - 1));
-  const spread = exp * policy.jitter * (random() * 2 - 1);
-  return Math.max(0, Math.round(Math.min(policy.maxMs, exp + spread)));
+  return Math.max(0, Math.round(exp * (1 - policy.jitter * random())));
 }
 
 /** Sleeps for `ms`, resolving early (without throwing) when the signal aborts. */

@@ -1,5 +1,6 @@
 // Structured logging: one JSON object per line on stderr, as EVE's agentlog does,
 // so logmanager can later collect every agent's lines without parsing prose.
+import { performance } from 'node:perf_hooks';
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<Level, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50 };
@@ -57,22 +58,33 @@ export class Logger {
       this.sink.write(`${time} ${level.toUpperCase().padEnd(5)} ${this.source}: ${msg}${extra}\n`);
       return;
     }
-    this.sink.write(safeJson({ time, level, source: this.source, pid: process.pid, msg, ...fields }) + '\n');
+    const core = { time, level, source: this.source, pid: process.pid, msg };
+    // Core fields come first for people and win over same-named fields for machines.
+    this.sink.write(safeJson(fields ? { ...core, ...fields, ...core } : core) + '\n');
   }
 }
 
 /** Errors become {name, message, stack}; cycles and BigInts never make logging throw. */
 function safeJson(obj: unknown): string {
-  const seen = new WeakSet<object>();
-  return JSON.stringify(obj, (_k, v: unknown) => {
-    if (v instanceof Error) return { name: v.name, message: v.message, stack: v.stack };
-    if (typeof v === 'bigint') return v.toString();
-    if (typeof v === 'object' && v !== null) {
-      if (seen.has(v)) return '[cycle]';
-      seen.add(v);
-    }
-    return v;
-  });
+  return JSON.stringify(toPlain(obj, new Set()));
+}
+
+/** Only objects on the current path are cycles; one object referenced twice is logged twice. */
+function toPlain(v: unknown, path: Set<object>): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v !== 'object' || v === null) return v;
+  if (path.has(v)) return '[cycle]';
+  if (v instanceof Error) return { name: v.name, message: v.message, stack: v.stack };
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return (v as { toJSON(): unknown }).toJSON();
+  path.add(v);
+  try {
+    if (Array.isArray(v)) return v.map((x) => toPlain(x, path));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = toPlain(x, path);
+    return out;
+  } finally {
+    path.delete(v);
+  }
 }
 
 /** Logs at most one line per key and interval, counting what it suppressed. */
@@ -81,7 +93,7 @@ export class RateLimitedLog {
   constructor(private readonly log: Logger, private readonly intervalMs = 5000) {}
 
   warn(key: string, msg: string, fields?: Fields): void {
-    const now = Date.now();
+    const now = performance.now(); // monotonic: a wall-clock step back must not mute the log
     const seen = this.last.get(key);
     if (seen && now - seen.at < this.intervalMs) {
       seen.suppressed++;

@@ -10,6 +10,7 @@ export const DEFAULT_MAX_VALUE_BYTES = 64 * 1024;
 /** No collection may declare more: a snapshot must stay sendable in one message. */
 export const HARD_MAX_VALUE_BYTES = 4 * 1024 * 1024;
 export const MAX_KEY_BYTES = 200;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export interface CollectionSpec<S extends TSchema = TSchema> {
   /** Type name, the topic on the bus (EVE: the Go type name). */
@@ -82,5 +83,7 @@ export function keyProblem(key: string): string | undefined {
   if (typeof key !== 'string' || key.length === 0) return 'key must be a non-empty string';
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
   if (/[\u0000-\u001f]/.test(key)) return 'key contains a control character';
+  // A lone surrogate has no UTF-8 form: two such keys would arrive as the same key.
+  if (LONE_SURROGATE.test(key)) return 'key is not well-formed Unicode (lone surrogate)';
   return undefined;
 }

@@ -125,13 +125,17 @@ export function decodeHeartbeat(frames: Buffer[]): Heartbeat | undefined {
       return undefined;
     }
     for (const v of Object.values(hb.pubs)) {
-      if (!Array.isArray(v) || v.length !== 2 || !Number.isSafeInteger(v[0]) || !Number.isSafeInteger(v[1])) return undefined;
+      if (!Array.isArray(v) || v.length !== 2 || !validEpoch(v[0]) || !validSeq(v[1])) return undefined;
     }
     return hb;
   } catch {
     return undefined;
   }
 }
+
+/** Positions a publisher can have: epoch a non-zero u32, sequence a u48. */
+const validEpoch = (e: unknown): boolean => Number.isInteger(e) && (e as number) >= 1 && (e as number) <= 0xffffffff;
+const validSeq = (s: unknown): boolean => Number.isInteger(s) && (s as number) >= 0 && (s as number) < 2 ** 48;
 
 export function encodeSnapshot(reqId: Buffer, snap: SnapshotMsg): Buffer[] {
   const h = Buffer.allocUnsafe(SNAP_HEADER_BYTES);

@@ -165,7 +165,7 @@ export class Supervisor {
         slot.status = slot.endpoint.publication('AgentStatus');
       } catch (err) {
         if (!(err instanceof EndpointBusyError) || !this.opts.takeOver) throw err;
-        if (slot.state !== 'elsewhere') this.opts.log.warn('agent runs in another process; will take over if it stops', { agent: name, pid: err.holderPid });
+        if (slot.state !== 'elsewhere') this.opts.log.warn('agent runs in another process; will take over if it stops', { agent: name, holderPid: err.holderPid });
         slot.state = 'elsewhere';
         slot.timer = setTimeout(() => void this.startSlot(slot), this.policy.elsewhereRetryMs);
         return;
