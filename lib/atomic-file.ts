@@ -10,7 +10,7 @@ const TMP_SUFFIX = '.tmp';
  * Fault injection for the crash tests: ZEDBOX_FAULT=persist-crash:<stage> kills
  * the process with SIGKILL at that stage of a write. Read once at start-up.
  */
-const crashStage = /^persist-crash:(\w+)$/.exec(process.env.ZEDBOX_FAULT ?? '')?.[1];
+const crashStage = /^persist-crash:([\w-]+)$/.exec(process.env.ZEDBOX_FAULT ?? '')?.[1];
 
 function maybeCrash(stage: string): void {
   if (crashStage === stage) process.kill(process.pid, 'SIGKILL');

@@ -6,7 +6,9 @@
 // releases it when the process dies (even on SIGKILL), so no stale lock can
 // outlive its owner. A refused process asks the holder who it is for the error.
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { EndpointBusyError } from './errors';
 
 export interface LockHolder {
@@ -16,7 +18,12 @@ export interface LockHolder {
 }
 
 export function lockName(runDir: string, agent: string): string {
-  const scope = createHash('sha256').update(runDir).digest('hex').slice(0, 16);
+  // Every spelling of one directory (symlink, trailing slash, relative) must name one lock.
+  let dir = path.resolve(runDir);
+  try {
+    dir = fs.realpathSync(dir);
+  } catch { /* not created yet: nothing can be bound there either */ }
+  const scope = createHash('sha256').update(dir).digest('hex').slice(0, 16);
   return `\0zedbox-bus/${scope}/${agent}`;
 }
 

@@ -4,7 +4,7 @@
 // whatever the number of subscriptions to it.
 import { Dealer, Subscriber } from 'zeromq';
 import { RateLimitedLog, type Logger } from '../lib/log';
-import { HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES, schemaErrors, type CollectionSpec } from './catalog';
+import { HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES, keyProblem, schemaErrors, type CollectionSpec } from './catalog';
 import { deepFreeze } from './equal';
 import { Mirror, type MirrorEvent, type MirrorSnapshot, type MirrorUpdate, type Step } from './mirror';
 import { endpointPaths, ipc } from './paths';
@@ -164,6 +164,13 @@ export class PeerLink {
   }
 
   private validate(spec: CollectionSpec, key: string, json: string): unknown {
+    // A key publish() would refuse (empty, control characters, too long) is as bad as a bad value.
+    const badKey = keyProblem(key);
+    if (badKey) {
+      this.stats.invalid++;
+      this.warn.warn(`key:${spec.type}`, 'received key is unusable, dropped', { owner: this.owner, collection: spec.type, key: key.slice(0, 64), problem: badKey });
+      return INVALID;
+    }
     let value: unknown;
     try {
       value = JSON.parse(json);
