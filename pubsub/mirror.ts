@@ -2,7 +2,7 @@
 // decoded, validated messages and returns the handler events they cause and
 // whether a fresh snapshot is needed. No I/O, no clocks, so every rule of the
 // bus (gaps, publisher restarts, deletes missed while away) is tested directly.
-import { jsonEqual as sameJson } from './equal';
+import { charSum, jsonEqual as sameJson } from './equal';
 
 export type MirrorEvent =
   | { kind: 'create'; key: string; value: unknown }
@@ -12,7 +12,8 @@ export type MirrorEvent =
   | { kind: 'restarted'; counter: number };
 
 export type MirrorUpdate =
-  | { op: 'set'; epoch: number; seq: number; key: string; value: unknown }
+  /** `json` is the value's text on the wire; when given it makes equality checks cheap. */
+  | { op: 'set'; epoch: number; seq: number; key: string; value: unknown; json?: string }
   | { op: 'del'; epoch: number; seq: number; key: string }
   | { op: 'restarted'; epoch: number; seq: number; counter: number }
   /** A SET whose value failed validation: it advances the sequence but changes nothing. */
@@ -25,6 +26,8 @@ export interface MirrorSnapshot {
   /** Validated entries; keys listed in `invalidKeys` keep their current value. */
   entries: Map<string, unknown>;
   invalidKeys?: Set<string>;
+  /** The entries' wire text, where known. */
+  texts?: Map<string, string>;
 }
 
 export interface Step {
@@ -49,6 +52,8 @@ export class Mirror {
   restarted = 0;
   synchronized = false;
   readonly entries = new Map<string, unknown>();
+  /** Wire text of entries that came with it: equal text means an equal value, no deep compare. */
+  private readonly texts = new Map<string, string>();
   /** Counters for ipcmonitor and tests. */
   readonly stats = { gaps: 0, resyncs: 0, epochChanges: 0, applied: 0 };
 
@@ -105,10 +110,11 @@ export class Mirror {
     for (const [key, old] of this.entries) {
       if (!s.entries.has(key) && !s.invalidKeys?.has(key)) {
         this.entries.delete(key);
+        this.texts.delete(key);
         events.push({ kind: 'delete', key, old });
       }
     }
-    for (const [key, value] of s.entries) events.push(...this.set(key, value));
+    for (const [key, value] of s.entries) events.push(...this.set(key, value, s.texts?.get(key), false));
     this.epoch = s.epoch;
     this.seq = s.seq;
     this.status = 'live';
@@ -156,11 +162,12 @@ export class Mirror {
     this.stats.applied++;
     switch (u.op) {
       case 'set':
-        return this.set(u.key, u.value);
+        return this.set(u.key, u.value, u.json, true);
       case 'del': {
         if (!this.entries.has(u.key)) return [];
         const old = this.entries.get(u.key);
         this.entries.delete(u.key);
+        this.texts.delete(u.key);
         return [{ kind: 'delete', key: u.key, old }];
       }
       case 'restarted':
@@ -170,15 +177,32 @@ export class Mirror {
     }
   }
 
-  private set(key: string, value: unknown): MirrorEvent[] {
+  /** `live`: an update in sequence, which its publisher already found different from the last. */
+  private set(key: string, value: unknown, json: string | undefined, live: boolean): MirrorEvent[] {
+    const oldText = this.texts.get(key);
+    if (json === undefined) this.texts.delete(key);
+    else this.texts.set(key, json);
     if (!this.entries.has(key)) {
       this.entries.set(key, value);
       return [{ kind: 'create', key, value }];
     }
     const old = this.entries.get(key);
-    if (sameJson(old, value)) return [];
+    if (!this.changed(old, oldText, value, json, live)) return [];
     this.entries.set(key, value);
     return [{ kind: 'modify', key, value, old }];
+  }
+
+  /**
+   * Same text: same value. Other text on a live update: a change, since the publisher compared
+   * the values before sending. Other text in a snapshot: compare, unless the length or the
+   * character sum differs (a restarted publisher may rebuild a value with its keys reordered).
+   */
+  private changed(old: unknown, oldText: string | undefined, value: unknown, text: string | undefined, live: boolean): boolean {
+    if (oldText !== undefined && text !== undefined) {
+      if (oldText === text) return false;
+      if (live || oldText.length !== text.length || charSum(oldText) !== charSum(text)) return true;
+    }
+    return !sameJson(old, value);
   }
 
   /** Fires once per (publisher instance, counter): a restarted publisher that signals again is seen, unlike EVE. */

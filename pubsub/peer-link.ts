@@ -160,7 +160,7 @@ export class PeerLink {
     if (msg.op === OP_DEL) return { op: 'del', epoch, seq, key };
     if (msg.op !== OP_SET) return { op: 'restarted', epoch, seq, counter: msg.counter ?? 0 };
     const value = this.validate(spec, key, msg.json as string);
-    return value === INVALID ? { op: 'invalid', epoch, seq, key } : { op: 'set', epoch, seq, key, value };
+    return value === INVALID ? { op: 'invalid', epoch, seq, key } : { op: 'set', epoch, seq, key, value, json: msg.json };
   }
 
   private validate(spec: CollectionSpec, key: string, json: string): unknown {
@@ -204,13 +204,17 @@ export class PeerLink {
     if (!snap) return this.malformed('bad snapshot reply');
     this.settleRequest(ch, id);
     const entries = new Map<string, unknown>();
+    const texts = new Map<string, string>();
     const invalidKeys = new Set<string>();
     for (const [key, json] of snap.entries) {
       const value = this.validate(ch.spec, key, json);
       if (value === INVALID) invalidKeys.add(key);
-      else entries.set(key, value);
+      else {
+        entries.set(key, value);
+        texts.set(key, json);
+      }
     }
-    const mirrorSnap: MirrorSnapshot = { epoch: snap.epoch, seq: snap.seq, restarted: snap.restarted, entries, invalidKeys };
+    const mirrorSnap: MirrorSnapshot = { epoch: snap.epoch, seq: snap.seq, restarted: snap.restarted, entries, invalidKeys, texts };
     this.handle(ch, ch.mirror.onSnapshot(mirrorSnap));
   }
 

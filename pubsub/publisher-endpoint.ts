@@ -89,11 +89,16 @@ export class PublisherEndpoint {
     const existing = this.pubs.get(spec.type);
     if (existing && !existing.isClosed) throw new Error(`${this.agent} already has an open publication of ${spec.type}`);
     const store = spec.persistent ? new PersistentStore(PersistentStore.dirFor(this.opts.persistDir, this.agent, spec.type)) : undefined;
-    const sink = { send: (frames: Buffer[]) => this.send(frames) };
+    const sink = { send: (frames: Buffer[]) => this.send(frames), drained: () => this.pubQueue.drained() };
     const publication = new Publication(spec as CollectionSpec<S>, this.agent, sink, this.opts.log, store);
     this.pubs.set(spec.type, publication as unknown as Publication);
     this.heartbeat(); // subscribers waiting for this publication resync at once
     return publication;
+  }
+
+  /** The PUB queue in this process: waiting now, the most ever waiting, dropped past its byte cap. */
+  get backlog(): { pending: number; peak: number; dropped: number } {
+    return { pending: this.pubQueue.pending, peak: this.pubQueue.peak, dropped: this.pubQueue.dropped };
   }
 
   info(): PublisherInfo {

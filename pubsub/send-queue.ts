@@ -3,18 +3,44 @@
 // detects by sequence numbers), so the queue drains as fast as libzmq accepts.
 import type { Socket } from 'zeromq';
 
+/** Past this many queued bytes new messages are dropped, as libzmq drops past its high-water
+ *  mark: subscribers notice the gap from the next heartbeat and resynchronise. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+
 export class SendQueue {
   private items: Buffer[][] = [];
   private head = 0;
   private draining = false;
+  private bytes = 0;
   /** Messages libzmq refused (EAGAIN with a zero send timeout, or a closed socket). */
   refused = 0;
+  /** Messages dropped because the queue held more than maxBytes. */
+  dropped = 0;
+  /** The most messages ever waiting (zeromq.js sends at most 512 per event-loop turn). */
+  peak = 0;
+  private idle: Array<() => void> = [];
 
-  constructor(private readonly socket: Pick<Socket, 'closed'> & { send(msg: Buffer[]): Promise<void> }) {}
+  constructor(
+    private readonly socket: Pick<Socket, 'closed'> & { send(msg: Buffer[]): Promise<void> },
+    private readonly maxBytes = DEFAULT_MAX_QUEUED_BYTES,
+  ) {}
 
   push(frames: Buffer[]): void {
+    const size = frames.reduce((n, f) => n + f.length, 0);
+    if (this.bytes + size > this.maxBytes && this.pending > 0) {
+      this.dropped++;
+      return;
+    }
+    this.bytes += size;
     this.items.push(frames);
+    if (this.pending > this.peak) this.peak = this.pending;
     if (!this.draining) void this.drain();
+  }
+
+  /** Resolves when everything queued so far has been handed to libzmq. */
+  drained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   get pending(): number {
@@ -26,6 +52,7 @@ export class SendQueue {
     try {
       while (this.head < this.items.length) {
         const frames = this.items[this.head++] as Buffer[];
+        for (const f of frames) this.bytes -= f.length;
         if (this.head > 1024 && this.head * 2 > this.items.length) {
           this.items = this.items.slice(this.head);
           this.head = 0;
@@ -34,6 +61,7 @@ export class SendQueue {
           this.refused += this.pending + 1;
           this.items = [];
           this.head = 0;
+          this.bytes = 0;
           break;
         }
         try {
@@ -44,6 +72,9 @@ export class SendQueue {
       }
     } finally {
       this.draining = false;
+      const waiters = this.idle;
+      this.idle = [];
+      for (const w of waiters) w();
     }
   }
 }
