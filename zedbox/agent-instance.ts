@@ -1,6 +1,7 @@
 // One run of one agent: its context and everything it acquired through it, so a
 // crash or a shutdown releases timers, subscriptions and publications at once.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { setMaxListeners } from 'node:events';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
 import type { Bus } from '../pubsub/bus';
@@ -36,7 +37,10 @@ export class AgentInstance {
   private readonly pubs = new Set<Publication>();
   private done?: Promise<void>;
 
-  constructor(readonly spec: AgentSpec, private readonly deps: InstanceDeps) {}
+  constructor(readonly spec: AgentSpec, private readonly deps: InstanceDeps) {
+    // Every wait an agent makes listens on this one signal; many at once is normal, not a leak.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   /** Starts run() inside this instance's scope; the promise settles when run() does. */
   start(): Promise<void> {
