@@ -1,4 +1,5 @@
 // Where each owner's sockets live. Only the owner binds them; anyone may connect.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Linux's sun_path holds 107 bytes plus a NUL. */
@@ -20,3 +21,12 @@ export function endpointPaths(runDir: string, owner: string): { pub: string; req
 }
 
 export const ipc = (p: string): string => `ipc://${p}`;
+
+/** Creates <run>/bus for its owner only: any process that can reach the sockets can read every
+ *  collection and feed subscribers, so other users (and app containers) must not. */
+export function ensureBusDir(runDir: string): string {
+  const dir = busDir(runDir);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700); // also when it existed with a looser mode
+  return dir;
+}

@@ -9,7 +9,7 @@ import type { Catalog, CollectionSpec } from './catalog';
 import { EndpointLock } from './endpoint-lock';
 import { ClosedError, NotOwnerError, UnknownCollectionError } from './errors';
 import { EVERY_AGENT } from './owners';
-import { busDir, endpointPaths, ipc } from './paths';
+import { endpointPaths, ensureBusDir, ipc } from './paths';
 import { PersistentStore } from './persistent-store';
 import { Publication } from './publication';
 import { SendQueue } from './send-queue';
@@ -57,7 +57,7 @@ export class PublisherEndpoint {
 
   static async open(opts: EndpointOptions): Promise<PublisherEndpoint> {
     const paths = endpointPaths(opts.runDir, opts.agent);
-    fs.mkdirSync(busDir(opts.runDir), { recursive: true });
+    ensureBusDir(opts.runDir);
     const lock = await EndpointLock.acquire(opts.runDir, opts.agent, ipc(paths.pub));
     const pub = new Publisher({ linger: 0, sendHighWaterMark: opts.sendHighWaterMark });
     const router = new Router({ linger: 0, maxMessageSize: MAX_REQUEST_BYTES, sendHighWaterMark: 1000, sendTimeout: 0 });

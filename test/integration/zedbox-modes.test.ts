@@ -38,6 +38,7 @@ t.test('zedbox all: every agent on the bus, alive, and stopped cleanly by SIGTER
   });
   for (const a of AGENTS) t.ok(fs.existsSync(path.join(dirs.run, `${a}.touch`)), `${a}.touch exists`);
   t.ok(fs.existsSync(path.join(dirs.run, 'zedbox.pid')), 'pid file written');
+  t.equal(fs.statSync(path.join(dirs.run, 'bus')).mode & 0o777, 0o700, 'bus sockets reachable by their owner only');
 
   box.child.kill('SIGTERM');
   const exit = await box.exited;
