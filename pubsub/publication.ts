@@ -35,7 +35,7 @@ interface Entry<T> {
 
 export class Publication<S extends TSchema = TSchema> {
   readonly type: string;
-  readonly epoch = newEpoch();
+  readonly epoch: number;
   private seqNo = 0;
   private restartedCounter = 0;
   private closed = false;
@@ -48,10 +48,21 @@ export class Publication<S extends TSchema = TSchema> {
     private readonly sink: UpdateSink,
     private readonly log: Logger,
     private readonly store?: PersistentStore,
+    previous?: Publication<S>,
   ) {
     this.type = spec.type;
     this.topic = topicFrame(spec.type);
-    if (store) this.loadPersisted(store);
+    if (previous) {
+      // The same agent restarted in this process: carry on where its last instance stopped,
+      // so subscribers see only what the new instance changes, never a flap of deletes.
+      this.epoch = previous.epoch;
+      this.seqNo = previous.seqNo;
+      this.restartedCounter = previous.restartedCounter;
+      for (const [k, e] of previous.entries) this.entries.set(k, { json: e.json });
+    } else {
+      this.epoch = newEpoch();
+      if (store) this.loadPersisted(store);
+    }
   }
 
   get seq(): number { return this.seqNo; }

@@ -80,7 +80,8 @@ export class PublisherEndpoint {
     return ep;
   }
 
-  /** Creates this agent's publication of `type`; only the declared owner may. */
+  /** Creates this agent's publication of `type`; only the declared owner may. If the agent had
+   *  one before in this process (it crashed and restarted), the new one keeps its content. */
   publication<S extends TSchema>(typeOrSpec: string | CollectionSpec<S>): Publication<S> {
     if (this.closed) throw new ClosedError(`${this.agent}: bus endpoint is closed`);
     const spec = typeof typeOrSpec === 'string' ? this.opts.catalog.get(typeOrSpec) : typeOrSpec;
@@ -90,7 +91,9 @@ export class PublisherEndpoint {
     if (existing && !existing.isClosed) throw new Error(`${this.agent} already has an open publication of ${spec.type}`);
     const store = spec.persistent ? new PersistentStore(PersistentStore.dirFor(this.opts.persistDir, this.agent, spec.type)) : undefined;
     const sink = { send: (frames: Buffer[]) => this.send(frames), drained: () => this.pubQueue.drained() };
-    const publication = new Publication(spec as CollectionSpec<S>, this.agent, sink, this.opts.log, store);
+    // A closed one is the same agent's previous run in this process: the new one continues it.
+    const previous = existing as unknown as Publication<S> | undefined;
+    const publication = new Publication(spec as CollectionSpec<S>, this.agent, sink, this.opts.log, store, previous);
     this.pubs.set(spec.type, publication as unknown as Publication);
     this.heartbeat(); // subscribers waiting for this publication resync at once
     return publication;

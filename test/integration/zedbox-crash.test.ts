@@ -42,3 +42,23 @@ for (const kind of ['timer', 'promise', 'handler', 'return'] as const) {
     t.equal(exit.code, 0, 'a clean stop after SIGTERM');
   });
 }
+
+t.test('a restarted agent continues its publications: subscribers never see them vanish', async (t) => {
+  const dirs = tempDirs();
+  t.teardown(dirs.cleanup);
+  const box = start('node', ['--import', 'tsx', 'test/fixtures/crashy-zedbox.ts', dirs.run, dirs.persist], {
+    CRASH_KIND: 'timer', CRASH_AFTER_MS: '1500', PUBLISH_AFTER_MS: '300',
+  });
+  t.teardown(() => { box.child.kill('SIGKILL'); });
+  await box.waitFor(msgIs('all agents ready'), 'ready');
+  const probe = start(BIN('ipcmonitor'), ['watch', 'crashy/Probe', '--json', ...dirs.flags.slice(0, 2)]);
+  t.teardown(() => { probe.child.kill('SIGKILL'); });
+  await probe.waitFor((l) => jsonLine(l)?.event === 'create', 'the first publish');
+
+  const status = start(BIN('ipcmonitor'), ['watch', 'crashy/AgentStatus', '--json', ...dirs.flags.slice(0, 2)]);
+  t.teardown(() => { status.child.kill('SIGKILL'); });
+  await status.waitFor((l) => (jsonLine(l)?.value as Status | undefined)?.state === 'failed', 'three crashes', 20_000);
+
+  const events = probe.lines.map(jsonLine).filter((e) => e?.key === 'stable').map((e) => e?.event);
+  t.same(events, ['create'], 'one create, and no delete or modify across two restarts');
+});
