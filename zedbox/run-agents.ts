@@ -43,7 +43,9 @@ export async function runAgents(opts: RunAgentsOptions): Promise<number> {
   const onFault = (kind: string) => (err: unknown): void => {
     const scope = agentScope.getStore();
     if (scope && supervisor.has(scope.agent)) {
-      supervisor.crash(scope.agent, scope.instance, err);
+      if (!supervisor.crash(scope.agent, scope.instance, err)) {
+        log.warn(`${kind} from a stopped run of the agent, ignored`, { agent: scope.agent, error: err });
+      }
       return;
     }
     // Outside any agent: the bus or the supervisor itself is broken; do not limp on.

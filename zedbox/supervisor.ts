@@ -46,6 +46,8 @@ interface Slot {
   state: AgentStatus['state'] | 'elsewhere';
   crashTimes: number[];
   restarts: number;
+  /** Consecutive failures to start (bind the endpoint), for their own backoff. */
+  startFailures: number;
   startedAt: string;
   lastError?: string;
   lastErrorAt?: string;
@@ -78,7 +80,7 @@ export class Supervisor {
   constructor(private readonly opts: SupervisorOptions) {
     this.policy = { ...DEFAULT_POLICY, ...opts.policy };
     for (const spec of opts.agents) {
-      this.slots.set(spec.name, { spec, state: 'starting', crashTimes: [], restarts: 0, startedAt: new Date().toISOString() });
+      this.slots.set(spec.name, { spec, state: 'starting', crashTimes: [], restarts: 0, startFailures: 0, startedAt: new Date().toISOString() });
     }
   }
 
@@ -96,11 +98,12 @@ export class Supervisor {
     this.opts.log.info('all agents ready', { ms: Math.round(performance.now()), running, elsewhere });
   }
 
-  /** A failure attributed to `agent` (uncaught error in its scope, or a throwing handler). */
-  crash(agent: string, instanceId: number | undefined, err: unknown): void {
+  /** A failure attributed to `agent` (uncaught error in its scope, or a throwing handler).
+   *  Returns false when it is not the running instance's (a leftover of an earlier run, or a stop). */
+  crash(agent: string, instanceId: number | undefined, err: unknown): boolean {
     const slot = this.slots.get(agent);
-    if (!slot || this.stopping || slot.state !== 'running' || !slot.instance) return;
-    if (instanceId !== undefined && instanceId !== slot.instance.id) return; // a leftover of an earlier run
+    if (!slot || this.stopping || slot.state !== 'running' || !slot.instance) return false;
+    if (instanceId !== undefined && instanceId !== slot.instance.id) return false;
     const message = err instanceof Error ? err.message : String(err);
     const instance = slot.instance;
     slot.instance = undefined;
@@ -116,7 +119,7 @@ export class Supervisor {
       this.opts.log.error('agent crashed too often, not restarting it', { agent, crashes, windowMs: this.policy.crashWindowMs, error: err });
       this.report(slot);
       this.opts.onFailed?.(agent);
-      return;
+      return true;
     }
     const delay = backoffDelay(this.policy.restart, crashes);
     slot.state = 'backoff';
@@ -125,8 +128,25 @@ export class Supervisor {
     this.report(slot);
     slot.timer = setTimeout(() => {
       slot.restarts++;
-      void this.startSlot(slot);
+      this.retry(slot);
     }, delay);
+    return true;
+  }
+
+  /** Starts a slot from a timer. A failure here has no caller to go to: log it and try again later. */
+  private retry(slot: Slot): void {
+    this.startSlot(slot).catch((err: unknown) => {
+      if (this.stopping) return;
+      slot.startFailures++;
+      const delay = backoffDelay(this.policy.restart, slot.startFailures);
+      slot.state = 'backoff';
+      slot.lastError = err instanceof Error ? err.message : String(err);
+      slot.lastErrorAt = new Date().toISOString();
+      slot.nextRestartAt = new Date(Date.now() + delay).toISOString();
+      this.opts.log.error('cannot start agent, retrying after backoff', { agent: slot.spec.name, delayMs: delay, error: err });
+      this.report(slot);
+      slot.timer = setTimeout(() => this.retry(slot), delay);
+    });
   }
 
   /** Stops every agent within the policy's bound; true if all stopped in time. */
@@ -167,7 +187,7 @@ export class Supervisor {
         if (!(err instanceof EndpointBusyError) || !this.opts.takeOver) throw err;
         if (slot.state !== 'elsewhere') this.opts.log.warn('agent runs in another process; will take over if it stops', { agent: name, holderPid: err.holderPid });
         slot.state = 'elsewhere';
-        slot.timer = setTimeout(() => void this.startSlot(slot), this.policy.elsewhereRetryMs);
+        slot.timer = setTimeout(() => this.retry(slot), this.policy.elsewhereRetryMs);
         return;
       }
     }
@@ -181,6 +201,7 @@ export class Supervisor {
     });
     slot.instance = instance;
     slot.state = 'running';
+    slot.startFailures = 0;
     slot.nextRestartAt = undefined;
     slot.startedAt = new Date().toISOString();
     this.touch(slot);
