@@ -80,6 +80,12 @@ export class Mirror {
     this.stats.resyncs++;
   }
 
+  /** Whether an update at (epoch, seq) would be applied or held: if not, its value is never looked at. */
+  wants(epoch: number, seq: number): boolean {
+    if (this.status === 'syncing') return true;
+    return this.status === 'live' && epoch === this.epoch && seq === this.seq + 1;
+  }
+
   onUpdate(u: MirrorUpdate): Step {
     if (this.status !== 'live') {
       if (this.status === 'syncing') {

@@ -9,6 +9,7 @@ import { deepFreeze } from './equal';
 import { Mirror, type MirrorEvent, type MirrorSnapshot, type MirrorUpdate, type Step } from './mirror';
 import { endpointPaths, ipc } from './paths';
 import { PersistentStore } from './persistent-store';
+import { receiveEach } from './receive-loop';
 import { SendQueue } from './send-queue';
 import type { Subscription } from './subscription';
 import {
@@ -74,8 +75,8 @@ export class PeerLink {
     this.sub.subscribe(HEARTBEAT_TOPIC);
     this.sub.connect(ipc(paths.pub));
     this.dealer.connect(ipc(paths.req));
-    void this.readUpdates();
-    void this.readReplies();
+    void receiveEach(this.sub, (f) => this.onMessage(f), opts.log, { owner: opts.owner, socket: 'updates' });
+    void receiveEach(this.dealer, (f) => this.onReply(f), opts.log, { owner: opts.owner, socket: 'snapshots' });
   }
 
   get channelCount(): number {
@@ -122,22 +123,6 @@ export class PeerLink {
     this.dealer.close();
   }
 
-  private async readUpdates(): Promise<void> {
-    try {
-      for await (const frames of this.sub) this.onMessage(frames);
-    } catch (err) {
-      if (!this.closed) this.opts.log.error('bus update loop failed', { owner: this.owner, error: err });
-    }
-  }
-
-  private async readReplies(): Promise<void> {
-    try {
-      for await (const frames of this.dealer) this.onReply(frames);
-    } catch (err) {
-      if (!this.closed) this.opts.log.error('bus reply loop failed', { owner: this.owner, error: err });
-    }
-  }
-
   private onMessage(frames: Buffer[]): void {
     if (frames[0]?.equals(HEARTBEAT_TOPIC)) {
       const hb = decodeHeartbeat(frames);
@@ -152,14 +137,16 @@ export class PeerLink {
     if ('problem' in msg) return this.malformed(msg.problem);
     const ch = this.channels.get(msg.type);
     if (!ch) return; // a collection nobody here subscribes to (any longer)
-    this.handle(ch, ch.mirror.onUpdate(this.toMirrorUpdate(ch.spec, msg)));
+    this.handle(ch, ch.mirror.onUpdate(this.toMirrorUpdate(ch, msg)));
   }
 
-  private toMirrorUpdate(spec: CollectionSpec, msg: UpdateMsg): MirrorUpdate {
+  private toMirrorUpdate(ch: Channel, msg: UpdateMsg): MirrorUpdate {
     const { epoch, seq, key } = msg;
     if (msg.op === OP_DEL) return { op: 'del', epoch, seq, key };
     if (msg.op !== OP_SET) return { op: 'restarted', epoch, seq, counter: msg.counter ?? 0 };
-    const value = this.validate(spec, key, msg.json as string);
+    // Parsing, checking and freezing cost most of an update: skip them for one the mirror will not use.
+    if (!ch.mirror.wants(epoch, seq)) return { op: 'invalid', epoch, seq, key };
+    const value = this.validate(ch.spec, key, msg.json as string);
     return value === INVALID ? { op: 'invalid', epoch, seq, key } : { op: 'set', epoch, seq, key, value, json: msg.json };
   }
 

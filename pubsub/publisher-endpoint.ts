@@ -12,6 +12,7 @@ import { EVERY_AGENT } from './owners';
 import { endpointPaths, ensureBusDir, ipc } from './paths';
 import { PersistentStore } from './persistent-store';
 import { Publication } from './publication';
+import { receiveEach } from './receive-loop';
 import { SendQueue } from './send-queue';
 import { encodeHeartbeat, encodeSnapshot, type PublisherInfo } from './wire';
 
@@ -74,7 +75,7 @@ export class PublisherEndpoint {
       throw err;
     }
     const ep = new PublisherEndpoint(opts, lock, pub, router);
-    void ep.serveRequests();
+    void receiveEach(router, (f) => ep.answer(f), opts.log, { agent: opts.agent, socket: 'requests' });
     ep.heartbeatTimer = setInterval(() => ep.heartbeat(), opts.heartbeatMs);
     ep.heartbeatTimer.unref();
     return ep;
@@ -140,14 +141,6 @@ export class PublisherEndpoint {
     const pubs: Record<string, [number, number]> = {};
     for (const p of this.pubs.values()) if (!p.isClosed) pubs[p.type] = [p.epoch, p.seq];
     this.pubQueue.push(encodeHeartbeat({ agent: this.agent, pid: process.pid, pubs }));
-  }
-
-  private async serveRequests(): Promise<void> {
-    try {
-      for await (const frames of this.router) this.answer(frames);
-    } catch (err) {
-      if (!this.closed) this.opts.log.error('bus request loop failed', { agent: this.agent, error: err });
-    }
   }
 
   private answer(frames: Buffer[]): void {

@@ -175,3 +175,15 @@ t.test('heartbeats while live', async (t) => {
   n.onHeartbeat(E2, 3);
   t.equal(n.stats.epochChanges, 1);
 });
+
+t.test('wants: only an update that will be applied or held needs its value read', async (t) => {
+  const m = new Mirror();
+  t.notOk(m.wants(E1, 1), 'waiting: it will resync, not use the value');
+  m.beginSync();
+  t.ok(m.wants(E1, 1), 'syncing: held for after the snapshot');
+  m.onSnapshot(snap(4, { a: 1 }));
+  t.ok(m.wants(E1, 5), 'live: the next in sequence');
+  t.notOk(m.wants(E1, 4), 'live: already covered');
+  t.notOk(m.wants(E1, 7), 'live: a gap, so a resync');
+  t.notOk(m.wants(E2, 5), 'live: another epoch, so a resync');
+});
