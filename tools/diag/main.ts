@@ -16,8 +16,8 @@ import { table } from '../ipcmonitor/format';
 const HELP = `Usage: diag [--once] [--interval-ms N]
 
 Prints each agent's state as its AgentStatus on the bus reports it, the age of its liveness file
-(<run>/<agent>.touch), and what is wrong in plain words. Without --once it redraws when something
-changes (at most every --interval-ms, default 2000) and keeps <run>/diag.txt up to date.`;
+(<run>/<agent>.touch), and what is wrong in plain words. Without --once it redraws every
+--interval-ms (default 2000), showing agents as they start and stop, and keeps <run>/diag.txt up to date.`;
 
 const OPTIONS = { once: { type: 'boolean' }, 'interval-ms': { type: 'string' } } as const;
 
@@ -32,29 +32,27 @@ export const diag: ToolSpec = {
     const { values } = parseCli(args, OPTIONS);
     const dirs = dirsFrom(values);
     const bus = new Bus({ runDir: dirs.run, persistDir: dirs.persist, log: loggerFrom(values, 'diag') });
-    const live = (await discover(dirs.run, 500)).filter((r) => r.info?.pubs.some((p) => p.type === 'AgentStatus'));
-    let dirty = true;
+    // Every agent, running or not: one that starts later appears as soon as it publishes.
     const subs = new Map<string, Subscription>();
-    for (const r of live) {
-      const mark = (): void => { dirty = true; };
-      subs.set(r.owner, bus.subscribe('AgentStatus', { agent: 'diag', owner: r.owner, create: mark, modify: mark, delete: mark }));
-    }
+    for (const name of AGENT_NAMES) subs.set(name, bus.subscribe('AgentStatus', { agent: 'diag', owner: name }));
+    // Wait for the state of those running now, and only them.
+    const live = new Set((await discover(dirs.run, 500)).filter((r) => r.info).map((r) => r.owner));
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), 3000);
-    await Promise.allSettled([...subs.values()].map((s) => s.whenSynchronized(abort.signal)));
+    await Promise.allSettled([...subs].filter(([name]) => live.has(name)).map(([, s]) => s.whenSynchronized(abort.signal)));
     clearTimeout(timer);
     const draw = (): void => {
       const text = render(dirs.run, subs);
       writeFileAtomicSync(path.join(dirs.run, 'diag.txt'), text);
       env.out(values.once ? text : `\x1b[2J\x1b[H${text}`);
-      dirty = false;
     };
     try {
       draw();
       if (values.once) return 0;
       const every = numberOption(values, 'interval-ms') ?? 2000;
       await new Promise<void>((resolve) => {
-        const tick = setInterval(() => { if (dirty) draw(); }, every);
+        // Each tick, not only on change: the liveness ages move even when nothing is published.
+        const tick = setInterval(draw, every);
         const stop = (): void => { clearInterval(tick); resolve(); };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
