@@ -18,7 +18,3 @@ export type AgentName = (typeof AGENT_NAMES)[number];
 /** Owner marker for a collection that every agent publishes about itself, keyed by its own name. */
 export const EVERY_AGENT = '*';
 export type Owner = string;
-
-export function isAgentName(name: string): name is AgentName {
-  return (AGENT_NAMES as readonly string[]).includes(name);
-}

@@ -35,8 +35,6 @@ export class Subscription<S extends TSchema = TSchema> {
   private closed = false;
   private readonly waiters = new Set<() => void>();
   private readonly runInContext: (fn: () => Awaitable) => Awaitable;
-  /** Handler failures, for tests and ipcmonitor. */
-  handlerErrors = 0;
 
   constructor(
     readonly spec: CollectionSpec<S>,
@@ -114,7 +112,6 @@ export class Subscription<S extends TSchema = TSchema> {
       try {
         await this.runInContext(() => this.call(e));
       } catch (err) {
-        this.handlerErrors++;
         const where = `${this.opts.agent}: ${e.kind} handler for ${this.owner}/${this.type}${'key' in e ? '/' + e.key : ''}`;
         this.log.error('subscription handler failed', { where, error: err });
         this.opts.onHandlerError?.(err, where);

@@ -172,10 +172,6 @@ export class Supervisor {
     return results.every(Boolean);
   }
 
-  statusOf(agent: string): Slot['state'] | undefined {
-    return this.slots.get(agent)?.state;
-  }
-
   private async startSlot(slot: Slot): Promise<void> {
     if (this.stopping) return;
     const name = slot.spec.name;
