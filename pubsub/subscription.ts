@@ -1,10 +1,12 @@
 // What an agent holds when it subscribes: the handlers it gave, called one at a
 // time in order, in the agent's own async context (so the supervisor can tell
-// whose code threw), and read access to the replicated state.
+// whose code threw), and read access to the replicated state. Events waiting
+// behind a slow handler merge per key (event-queue.ts).
 import { AsyncResource } from 'node:async_hooks';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Logger } from '../lib/log';
 import type { CollectionSpec } from './catalog';
+import { EventQueue } from './event-queue';
 import type { Mirror, MirrorEvent } from './mirror';
 
 type Awaitable = void | Promise<void>;
@@ -30,7 +32,7 @@ export interface SubscribeOptions<T> extends Handlers<T> {
 
 export class Subscription<S extends TSchema = TSchema> {
   private mirror!: Mirror;
-  private queue: MirrorEvent[] = [];
+  private readonly queue = new EventQueue();
   private running = false;
   private closed = false;
   private readonly waiters = new Set<() => void>();
@@ -89,7 +91,7 @@ export class Subscription<S extends TSchema = TSchema> {
   }
 
   private isSettled(): boolean {
-    return this.mirror.synchronized && !this.running && this.queue.length === 0;
+    return this.mirror.synchronized && !this.running && this.queue.size === 0;
   }
 
   deliver(events: MirrorEvent[]): void {
@@ -101,14 +103,13 @@ export class Subscription<S extends TSchema = TSchema> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue = [];
+    this.queue.clear();
     this.detach(this);
   }
 
   private async drain(): Promise<void> {
     this.running = true;
-    while (this.queue.length && !this.closed) {
-      const e = this.queue.shift() as MirrorEvent;
+    for (let e = this.queue.shift(); e && !this.closed; e = this.queue.shift()) {
       try {
         await this.runInContext(() => this.call(e));
       } catch (err) {
