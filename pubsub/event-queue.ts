@@ -11,6 +11,8 @@ interface Slot {
   event: MirrorEvent | null;
 }
 
+const EMPTY: Slot = Object.freeze({ event: null }) as Slot;
+
 export class EventQueue {
   private slots: Slot[] = [];
   private head = 0;
@@ -41,13 +43,19 @@ export class EventQueue {
 
   shift(): MirrorEvent | undefined {
     while (this.head < this.slots.length) {
-      const slot = this.slots[this.head++] as Slot;
-      if (this.head > 1024 && this.head * 2 > this.slots.length) {
+      const slot = this.slots[this.head] as Slot;
+      // Nothing taken stays referenced here: a delivered value must be free to die young.
+      this.slots[this.head++] = EMPTY;
+      if (this.head === this.slots.length) {
+        this.slots = [];
+        this.head = 0;
+      } else if (this.head > 1024 && this.head * 2 > this.slots.length) {
         this.slots = this.slots.slice(this.head);
         this.head = 0;
       }
       const e = slot.event;
       if (!e) continue;
+      slot.event = null;
       if ('key' in e && this.waitingByKey.get(e.key) === slot) this.waitingByKey.delete(e.key);
       this.count--;
       return e;

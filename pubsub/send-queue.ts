@@ -7,6 +7,8 @@ import type { Socket } from 'zeromq';
  *  mark: subscribers notice the gap from the next heartbeat and resynchronise. */
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
+const NOTHING: Buffer[] = [];
+
 export class SendQueue {
   private items: Buffer[][] = [];
   private head = 0;
@@ -51,9 +53,14 @@ export class SendQueue {
     this.draining = true;
     try {
       while (this.head < this.items.length) {
-        const frames = this.items[this.head++] as Buffer[];
+        const frames = this.items[this.head] as Buffer[];
+        // A sent message must not stay referenced here: its buffers must be free to die young.
+        this.items[this.head++] = NOTHING;
         for (const f of frames) this.bytes -= f.length;
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
+        if (this.head === this.items.length) {
+          this.items = [];
+          this.head = 0;
+        } else if (this.head > 1024 && this.head * 2 > this.items.length) {
           this.items = this.items.slice(this.head);
           this.head = 0;
         }
