@@ -4,6 +4,7 @@
 // the number of keys, not the number of updates. As in EVE, a burst collapses:
 // handlers see the latest state, not every transition.
 import { jsonEqual } from './equal';
+import { Fifo } from './fifo';
 import type { MirrorEvent } from './mirror';
 
 type KeyEvent = Extract<MirrorEvent, { key: string }>;
@@ -11,11 +12,8 @@ interface Slot {
   event: MirrorEvent | null;
 }
 
-const EMPTY: Slot = Object.freeze({ event: null }) as Slot;
-
 export class EventQueue {
-  private slots: Slot[] = [];
-  private head = 0;
+  private readonly slots = new Fifo<Slot>();
   private readonly waitingByKey = new Map<string, Slot>();
   private count = 0;
 
@@ -42,17 +40,7 @@ export class EventQueue {
   }
 
   shift(): MirrorEvent | undefined {
-    while (this.head < this.slots.length) {
-      const slot = this.slots[this.head] as Slot;
-      // Nothing taken stays referenced here: a delivered value must be free to die young.
-      this.slots[this.head++] = EMPTY;
-      if (this.head === this.slots.length) {
-        this.slots = [];
-        this.head = 0;
-      } else if (this.head > 1024 && this.head * 2 > this.slots.length) {
-        this.slots = this.slots.slice(this.head);
-        this.head = 0;
-      }
+    for (let slot = this.slots.shift(); slot; slot = this.slots.shift()) {
       const e = slot.event;
       if (!e) continue;
       slot.event = null;
@@ -64,8 +52,7 @@ export class EventQueue {
   }
 
   clear(): void {
-    this.slots = [];
-    this.head = 0;
+    this.slots.clear();
     this.waitingByKey.clear();
     this.count = 0;
   }

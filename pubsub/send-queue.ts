@@ -2,16 +2,14 @@
 // PUB and ROUTER never block (they drop past the high-water mark, which the bus
 // detects by sequence numbers), so the queue drains as fast as libzmq accepts.
 import type { Socket } from 'zeromq';
+import { Fifo } from './fifo';
 
 /** Past this many queued bytes new messages are dropped, as libzmq drops past its high-water
  *  mark: subscribers notice the gap from the next heartbeat and resynchronise. */
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
-const NOTHING: Buffer[] = [];
-
 export class SendQueue {
-  private items: Buffer[][] = [];
-  private head = 0;
+  private readonly items = new Fifo<Buffer[]>();
   private draining = false;
   private bytes = 0;
   /** Messages libzmq refused (EAGAIN with a zero send timeout, or a closed socket). */
@@ -46,28 +44,17 @@ export class SendQueue {
   }
 
   get pending(): number {
-    return this.items.length - this.head;
+    return this.items.length;
   }
 
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.head < this.items.length) {
-        const frames = this.items[this.head] as Buffer[];
-        // A sent message must not stay referenced here: its buffers must be free to die young.
-        this.items[this.head++] = NOTHING;
+      for (let frames = this.items.shift(); frames; frames = this.items.shift()) {
         for (const f of frames) this.bytes -= f.length;
-        if (this.head === this.items.length) {
-          this.items = [];
-          this.head = 0;
-        } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-          this.items = this.items.slice(this.head);
-          this.head = 0;
-        }
         if (this.socket.closed) {
           this.refused += this.pending + 1;
-          this.items = [];
-          this.head = 0;
+          this.items.clear();
           this.bytes = 0;
           break;
         }
