@@ -1,15 +1,17 @@
 // The supervisor's command-line options (agents run alone or all together).
 import { numberOption, parseCli, type Values } from '../lib/cli';
-import type { SupervisorPolicy } from './supervisor';
+import { DEFAULT_POLICY, type SupervisorPolicy } from './supervisor';
+
+const D = DEFAULT_POLICY;
 
 export const SUPERVISOR_HELP = `Supervisor options:
-  --restart-min-ms N     first restart delay after a crash (default 1000; doubles up to --restart-max-ms)
-  --restart-max-ms N     longest restart delay (default 60000)
-  --crash-limit N        crashes within --crash-window-ms before an agent is left failed (default 5)
-  --crash-window-ms N    (default 600000)
-  --touch-interval-ms N  liveness touch period (default 15000)
-  --stop-timeout-ms N    bound on a clean stop after SIGTERM (default 5000)
-  --takeover-retry-ms N  zedbox all: how often to retry an agent another process runs (default 10000)`;
+  --restart-min-ms N     first restart delay after a crash (default ${D.restart.minMs}; doubles up to --restart-max-ms)
+  --restart-max-ms N     longest restart delay (default ${D.restart.maxMs})
+  --crash-limit N        crashes within --crash-window-ms before an agent is left failed (default ${D.crashLimit})
+  --crash-window-ms N    (default ${D.crashWindowMs})
+  --touch-interval-ms N  liveness touch period (default ${D.touchIntervalMs})
+  --stop-timeout-ms N    bound on a clean stop after SIGTERM (default ${D.stopTimeoutMs})
+  --takeover-retry-ms N  zedbox all: how often to retry an agent another process runs (default ${D.elsewhereRetryMs})`;
 
 const SUPERVISOR_OPTIONS = {
   'restart-min-ms': { type: 'string' },
@@ -32,7 +34,7 @@ export function policyFrom(v: Values): Partial<SupervisorPolicy> {
   const min = numberOption(v, 'restart-min-ms');
   const max = numberOption(v, 'restart-max-ms');
   if (min !== undefined || max !== undefined) {
-    policy.restart = { minMs: min ?? 1000, maxMs: max ?? Math.max(60_000, min ?? 0), jitter: 0.2 };
+    policy.restart = { ...D.restart, minMs: min ?? D.restart.minMs, maxMs: max ?? Math.max(D.restart.maxMs, min ?? 0) };
   }
   const pairs: Array<[keyof SupervisorPolicy, string]> = [
     ['crashLimit', 'crash-limit'],

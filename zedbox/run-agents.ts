@@ -11,7 +11,7 @@ import { Bus } from '../pubsub/bus';
 import type { Catalog } from '../pubsub/catalog';
 import { EndpointBusyError } from '../pubsub/errors';
 import { agentScope } from './agent-instance';
-import { Supervisor, type SupervisorPolicy } from './supervisor';
+import { DEFAULT_POLICY, Supervisor, type SupervisorPolicy } from './supervisor';
 import { VERSION } from './version';
 
 export interface RunAgentsOptions {
@@ -30,7 +30,7 @@ export async function runAgents(opts: RunAgentsOptions): Promise<number> {
   for (const dir of [dirs.run, dirs.persist]) fs.mkdirSync(dir, { recursive: true });
   const bus = new Bus({ runDir: dirs.run, persistDir: dirs.persist, log, catalog: opts.catalog });
   const policy = opts.policy ?? {};
-  const stopTimeoutMs = policy.stopTimeoutMs ?? 5000;
+  const stopTimeoutMs = policy.stopTimeoutMs ?? DEFAULT_POLICY.stopTimeoutMs;
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => { finish = resolve; });
 
