@@ -82,7 +82,8 @@ async function main() {
   if (!code.startsWith('#!')) code = '#!/usr/bin/env node\n' + code;
   fs.writeFileSync(out, code, { mode: 0o755 });
 
-  const { LINK_NAMES } = await loadRegistryNames();
+  // The bundle names what it answers to (requiring it does not run it: require.main differs).
+  const { LINK_NAMES } = require(out);
   for (const name of LINK_NAMES) fs.symlinkSync('../zedbox', path.join(dist, 'bin', name));
   fs.symlinkSync('../zedbox', path.join(dist, 'bin', 'zedbox'));
 
@@ -90,17 +91,6 @@ async function main() {
   const sizes = files.map((f) => `${f} ${(fs.statSync(path.join(dist, f)).size / 1e6).toFixed(2)} MB`).join(', ');
   console.log(`built dist/ in ${Date.now() - started} ms: ${sizes}; links: ${LINK_NAMES.join(' ')}`);
   if (result.warnings.length) process.exitCode = 1;
-}
-
-/** The registry is TypeScript; esbuild turns it into a module we can read the names from. */
-async function loadRegistryNames() {
-  const built = await esbuild.build({
-    stdin: { contents: `export { LINK_NAMES } from './zedbox/registry';`, resolveDir: root, loader: 'ts' },
-    bundle: true, platform: 'node', format: 'cjs', write: false, external: ['*.node', 'zeromq'], logLevel: 'silent',
-  });
-  const mod = { exports: {} };
-  new Function('module', 'exports', 'require', built.outputFiles[0].text)(mod, mod.exports, require);
-  return mod.exports;
 }
 
 main().catch((err) => {

@@ -5,6 +5,9 @@
 import * as path from 'node:path';
 import type { AgentSpec } from '../agents/agent';
 import { AGENTS, findEntry, listing } from './registry';
+
+/** For the build, which links dist/bin/<name> for each. */
+export { LINK_NAMES } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom } from './options';
 import { runAgents } from './run-agents';
