@@ -5,6 +5,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
+import type { AgentSettings } from '../lib/settings';
 import type { CollectionSpec } from '../pubsub/catalog';
 import type { Publication } from '../pubsub/publication';
 import type { Subscription, SubscribeOptions } from '../pubsub/subscription';
@@ -15,7 +16,7 @@ export interface AgentContext {
   readonly dirs: Dirs;
   /** Aborted when the agent must stop (shutdown or crash); run() should then return. */
   readonly signal: AbortSignal;
-  readonly args: readonly string[];
+  readonly settings: AgentSettings;
   /** A publication of a collection this agent owns. */
   publish<S extends TSchema>(type: string | CollectionSpec<S>): Publication<S>;
   subscribe<S extends TSchema>(

@@ -4,6 +4,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
+import type { AgentSettings } from '../lib/settings';
 import type { Bus } from '../pubsub/bus';
 import type { Publication } from '../pubsub/publication';
 import type { PublisherEndpoint } from '../pubsub/publisher-endpoint';
@@ -24,7 +25,7 @@ export interface InstanceDeps {
   endpoint: PublisherEndpoint;
   dirs: Dirs;
   log: Logger;
-  args: readonly string[];
+  settings: AgentSettings;
   /** Reports a failure of this instance (a throwing handler) to the supervisor. */
   fail(err: unknown, where: string): void;
 }
@@ -78,7 +79,7 @@ export class AgentInstance {
   }
 
   private context(): AgentContext {
-    const { bus, endpoint, dirs, log, args, fail } = this.deps;
+    const { bus, endpoint, dirs, log, settings, fail } = this.deps;
     const self = this;
     const track = (t: NodeJS.Timeout): NodeJS.Timeout => {
       if (self.aborted) clearTimeout(t);
@@ -90,7 +91,7 @@ export class AgentInstance {
       log,
       dirs,
       signal: this.abort.signal,
-      args,
+      settings,
       publish(type) {
         const p = endpoint.publication(type);
         self.pubs.add(p as unknown as Publication);

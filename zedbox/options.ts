@@ -1,5 +1,6 @@
 // The supervisor's command-line options (agents run alone or all together).
-import { numberOption, parseCli, type Values } from '../lib/cli';
+import { dirsFrom, numberOption, parseCli, str, type Values } from '../lib/cli';
+import { resolveSettings, type AgentSettings } from '../lib/settings';
 import { DEFAULT_POLICY, type SupervisorPolicy } from './supervisor';
 
 const D = DEFAULT_POLICY;
@@ -11,7 +12,11 @@ export const SUPERVISOR_HELP = `Supervisor options:
   --crash-window-ms N    (default ${D.crashWindowMs})
   --touch-interval-ms N  liveness touch period (default ${D.touchIntervalMs})
   --stop-timeout-ms N    bound on a clean stop after SIGTERM (default ${D.stopTimeoutMs})
-  --takeover-retry-ms N  zedbox all: how often to retry an agent another process runs (default ${D.elsewhereRetryMs})`;
+  --takeover-retry-ms N  zedbox all: how often to retry an agent another process runs (default ${D.elsewhereRetryMs})
+
+Device options:
+  --config FILE          the local device config (default <config dir>/device-config.json, env ZEDBOX_CONFIG_FILE)
+  --docker-socket PATH   the Docker engine's socket (default /var/run/docker.sock, or DOCKER_HOST=unix://PATH)`;
 
 const SUPERVISOR_OPTIONS = {
   'restart-min-ms': { type: 'string' },
@@ -21,6 +26,8 @@ const SUPERVISOR_OPTIONS = {
   'touch-interval-ms': { type: 'string' },
   'stop-timeout-ms': { type: 'string' },
   'takeover-retry-ms': { type: 'string' },
+  config: { type: 'string' },
+  'docker-socket': { type: 'string' },
   only: { type: 'string' },
   except: { type: 'string' },
 } as const;
@@ -48,4 +55,8 @@ export function policyFrom(v: Values): Partial<SupervisorPolicy> {
     if (val !== undefined) (policy as Record<string, unknown>)[key] = val;
   }
   return policy;
+}
+
+export function settingsFrom(v: Values): AgentSettings {
+  return resolveSettings(dirsFrom(v), { config: str(v.config), dockerSocket: str(v['docker-socket']) });
 }

@@ -7,6 +7,7 @@ import type { AgentSpec } from '../agents/agent';
 import { writeFileAtomicSync } from '../lib/atomic-file';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
+import { resolveSettings, type AgentSettings } from '../lib/settings';
 import { Bus } from '../pubsub/bus';
 import type { Catalog } from '../pubsub/catalog';
 import { EndpointBusyError } from '../pubsub/errors';
@@ -19,7 +20,7 @@ export interface RunAgentsOptions {
   mode: 'all' | 'alone';
   dirs: Dirs;
   log: Logger;
-  args?: readonly string[];
+  settings?: AgentSettings;
   policy?: Partial<SupervisorPolicy>;
   catalog?: Catalog;
 }
@@ -35,7 +36,7 @@ export async function runAgents(opts: RunAgentsOptions): Promise<number> {
   const finished = new Promise<number>((resolve) => { finish = resolve; });
 
   const supervisor = new Supervisor({
-    bus, dirs, log, mode: opts.mode, version: VERSION, agents: opts.agents, args: opts.args, policy,
+    bus, dirs, log, mode: opts.mode, version: VERSION, agents: opts.agents, settings: opts.settings ?? resolveSettings(dirs), policy,
     takeOver: opts.mode === 'all',
     onFailed: opts.mode === 'alone' ? () => void shutdown('the agent failed', 1) : undefined,
   });

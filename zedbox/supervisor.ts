@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { backoffDelay, type BackoffPolicy } from '../lib/backoff';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
+import type { AgentSettings } from '../lib/settings';
 import type { Bus } from '../pubsub/bus';
 import type { AgentStatus } from '../pubsub/collections';
 import { EndpointBusyError } from '../pubsub/errors';
@@ -62,7 +63,7 @@ export interface SupervisorOptions {
   mode: AgentStatus['mode'];
   version: string;
   agents: readonly AgentSpec[];
-  args?: readonly string[];
+  settings: AgentSettings;
   policy?: Partial<SupervisorPolicy>;
   /** True: an agent whose endpoint another process holds is retried until it can be taken over.
    *  False: that is an error (an agent run alone must not run twice). */
@@ -192,7 +193,7 @@ export class Supervisor {
       endpoint: slot.endpoint,
       dirs: this.opts.dirs,
       log: this.opts.log.child(name),
-      args: this.opts.args ?? [],
+      settings: this.opts.settings,
       fail: (err) => this.crash(name, instance.id, err),
     });
     slot.instance = instance;

@@ -2,7 +2,19 @@
 // types from here; the bus validates every value it sends or receives against them.
 import { makeCatalog } from '../catalog';
 import { AgentStatusCollection } from './agents';
+import { APP_COLLECTIONS } from './apps';
+import { CONFIG_COLLECTIONS } from './config';
+import { CONTENT_COLLECTIONS } from './content';
+import { VOLUME_COLLECTIONS } from './volumes';
 
 export * from './agents';
+export * from './apps';
+export * from './common';
+export * from './config';
+export * from './config-items';
+export * from './content';
+export * from './volumes';
 
-export const CATALOG = makeCatalog([AgentStatusCollection]);
+export const CATALOG = makeCatalog([
+  AgentStatusCollection, ...CONFIG_COLLECTIONS, ...CONTENT_COLLECTIONS, ...VOLUME_COLLECTIONS, ...APP_COLLECTIONS,
+]);
