@@ -25,5 +25,5 @@ export function contentStore(persistDir: string): ContentStorePaths {
 export function digestHex(digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
   if (!m) throw new Error(`not a sha256 digest: ${digest}`);
-  return m[1];
+  return m[1] as string;
 }
