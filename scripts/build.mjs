@@ -43,6 +43,29 @@ const zeromqPlugin = (addon) => ({
   },
 });
 
+/** dockerode can reach an engine over SSH and run BuildKit sessions over gRPC; zedbox
+ *  uses neither (the engine's unix socket only), so those modules, a megabyte and two
+ *  native addons, are left out. Touching one says why instead of failing obscurely. */
+const UNUSED = ['ssh2', 'cpu-features', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
+const unusedPlugin = {
+  name: 'unused-modules',
+  setup(build) {
+    const filter = new RegExp(`^(${UNUSED.map((m) => m.replace(/[/.]/g, '\\$&')).join('|')})$`);
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'unused' }));
+    build.onLoad({ filter: /.*/, namespace: 'unused' }, (args) => ({
+      // Reading a property (dockerode does at load) is fine; calling anything throws.
+      contents: `const why = ${JSON.stringify(`zedbox does not bundle ${args.path}`)};
+const stub = (name) => new Proxy(function () {}, {
+  get(_, k) { return k === '__esModule' ? false : typeof k === 'symbol' || k === 'then' ? undefined : stub(name + '.' + k); },
+  apply() { throw new Error(why + ' (called ' + name + ')'); },
+  construct() { throw new Error(why + ' (constructed ' + name + ')'); },
+});
+module.exports = stub(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 function version() {
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   let rev = '';
@@ -73,7 +96,7 @@ async function main() {
     loader: { '.node': 'copy' },
     assetNames: '[name]-[hash]',
     define: { __ZEDBOX_VERSION__: JSON.stringify(version()) },
-    plugins: [zeromqPlugin(addon)],
+    plugins: [zeromqPlugin(addon), unusedPlugin],
     metafile: true,
     logLevel: 'warning',
   });
