@@ -4,7 +4,7 @@
 NODE_DEPS := node_modules/.zedbox-deps
 TSX := node --import tsx
 
-.PHONY: all deps build typecheck test bench demo clean
+.PHONY: all deps services build typecheck test bench demo clean
 
 all: build
 
@@ -15,6 +15,10 @@ $(NODE_DEPS): package.json package-lock.json
 
 deps: $(NODE_DEPS)
 
+# The real parts tests and benchmarks use: Docker engine, registry, skopeo, test image.
+services:
+	bash scripts/test-services.sh
+
 build: $(NODE_DEPS)
 	node scripts/build.mjs
 
@@ -22,11 +26,12 @@ typecheck: $(NODE_DEPS)
 	npx tsc --noEmit -p .
 
 # Unit tests (pure code) and integration tests (real processes on a real ZeroMQ bus,
-# and the built bundle). The bundle is built first so the tests exercise dist/ itself.
-test: build typecheck
+# a real Docker engine and registry, and the built bundle). The bundle is built
+# first so the tests exercise dist/ itself.
+test: build typecheck services
 	npx tap
 
-bench: build
+bench: build services
 	$(TSX) bench/main.ts
 
 demo: build
