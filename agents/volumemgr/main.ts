@@ -1,15 +1,20 @@
 // volumemgr: turns verified content into volumes and container images, with reference counts.
-// Not implemented yet (issue 3). Until then it joins the bus, owns its
-// endpoint and proves its liveness (AgentStatus, <run>/volumemgr.touch); it
-// publishes nothing that would claim work it does not do.
-import { untilAborted, type AgentSpec } from '../agent';
+// Wiring only: the loop is in manager.ts, decisions in plan.ts, effects in *-driver.ts.
+import type { AgentSpec } from '../agent';
+import { VolumeManager } from './manager';
 
 export const volumemgr: AgentSpec = {
   name: 'volumemgr',
-  summary: 'turns verified content into volumes and container images, with reference counts (not yet implemented: liveness only)',
-  help: `Assembles verified layers into images loaded into Docker, creates blank volumes, and garbage-collects
-what nothing refers to.
-
-Status: not yet implemented (issue 3). Today volumemgr joins the bus and reports its liveness only.`,
-  run: (ctx) => untilAborted(ctx.signal),
+  summary: 'fetches content through downloader and verifier, loads images into Docker, makes volumes, with reference counts',
+  help: `Turns content trees into Docker images and volumes (EVE's volumemgr):
+  - resolves a registry tag once and latches it (ResolvedTag, persistent), so a restart never moves an app;
+  - asks the downloader and the verifier for the manifest, then for the config and every layer;
+  - assembles a docker-archive from the verified blobs and loads it into Docker as
+    zedbox-<instance>/<name>:<12 hex of the manifest digest>;
+  - creates volumes for apps (an image, an empty directory, or a copy of a raw file) under
+    <persist>/vault/volumes/<volumeId>#<generation>#<localGeneration>;
+  - counts references and removes volumes, images and blobs nothing needs any more.
+It waits until the downloader and verifier have restarted and the configs are synchronized before it
+creates or deletes anything. Config items: blob.download.max.retries, storage.reserve.mib, timer.gc.content.`,
+  run: (ctx) => new VolumeManager(ctx).run(),
 };

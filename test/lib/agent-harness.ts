@@ -44,6 +44,8 @@ export async function startAgents(agents: AgentSpec[], opts: HarnessOptions = {}
   const supervisor = new Supervisor({ bus, dirs, log, mode: 'all', version: 'test', agents, settings, policy: { restart: { minMs: 200, maxMs: 1000, jitter: 0 } } });
   await supervisor.start();
   const subs = new Map<string, Subscription>();
+  // One endpoint per owner: a second bind of the same owner would be refused.
+  const endpoints = new Map<string, ReturnType<Bus['endpoint']>>();
   const watch = <S extends TSchema>(type: CollectionSpec<S>): Subscription<S> => {
     let sub = subs.get(type.type);
     if (!sub) {
@@ -57,8 +59,9 @@ export async function startAgents(agents: AgentSpec[], opts: HarnessOptions = {}
     settings,
     bus,
     async publisher(type) {
-      const ep = await bus.endpoint(type.owner);
-      return ep.publication(type);
+      let ep = endpoints.get(type.owner);
+      if (!ep) endpoints.set(type.owner, (ep = bus.endpoint(type.owner)));
+      return (await ep).publication(type);
     },
     watch,
     async waitFor(type, key, pred, what, timeoutMs = 60_000) {
