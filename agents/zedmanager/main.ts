@@ -1,15 +1,20 @@
 // zedmanager: the app-instance state machine: install, boot, restart, purge, delete.
-// Not implemented yet (issue 3). Until then it joins the bus, owns its
-// endpoint and proves its liveness (AgentStatus, <run>/zedmanager.touch); it
-// publishes nothing that would claim work it does not do.
+// Wiring only: the planner is app-plan.ts, the bus effects app-driver.ts.
 import { untilAborted, type AgentSpec } from '../agent';
+import { AppDriver } from './app-driver';
 
 export const zedmanager: AgentSpec = {
   name: 'zedmanager',
-  summary: 'the app-instance state machine: install, boot, restart, purge, delete (not yet implemented: liveness only)',
+  summary: 'the app-instance state machine: install, boot, restart, purge, delete',
   help: `Drives each app instance through EVE's states, from download to running, with restart, purge,
 activate and delete, and folds errors into the app's status.
 
-Status: not yet implemented (issue 3). Today zedmanager joins the bus and reports its liveness only.`,
-  run: (ctx) => untilAborted(ctx.signal),
+Subscribes AppInstanceConfig (zedagent), VolumeRefStatus (volumemgr), DomainStatus (domainmgr).
+Publishes VolumeRefConfig, DomainConfig, AppInstanceStatus, AppInstanceSummary and the persistent
+AppCounters (<persist>/status/zedmanager/AppCounters/). See agents/zedmanager/README.md.`,
+  async run(ctx) {
+    const driver = new AppDriver(ctx);
+    driver.schedule();
+    await untilAborted(ctx.signal);
+  },
 };

@@ -101,6 +101,7 @@ export const AppVolumeSchema = Type.Object(
     volumeId: Uuid,
     generation: Counter,
     localGeneration: Counter,
+    mountDir: Type.Optional(Type.String()),
     state: SwStateSchema,
     currentBytes: Type.Optional(Type.Integer({ minimum: 0 })),
     totalBytes: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -124,6 +125,8 @@ export const AppInstanceStatusSchema = Type.Object(
     purgeCounter: Type.Optional(Counter),
     localGeneration: Counter,
     volumes: Type.Array(AppVolumeSchema),
+    /** During a purge or a volume change: the instances the old container still uses, dropped once the new one runs. */
+    retiringVolumes: Type.Optional(Type.Array(AppVolumeSchema)),
     containerId: Type.Optional(Type.String()),
     restarts: Counter,
     lastExitCode: Type.Optional(Type.Integer()),

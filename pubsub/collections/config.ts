@@ -191,9 +191,15 @@ export const VolumeConfigCollection = defineCollection({
   description: 'A volume the config declares (blank or from a content tree), keyed by id#generation',
 });
 
+/** A volume ref as zedagent publishes it: with the referenced volume's generation, so zedmanager can key its VolumeRefConfig. */
+export const AppVolumeRefSchema = Type.Composite([VolumeRefSchema, Type.Object({ generation: Counter })], strict);
+export type AppVolumeRef = Static<typeof AppVolumeRefSchema>;
+
 export const AppInstanceConfigSchema = Type.Composite([
-  AppSchema,
+  Type.Omit(AppSchema, ['volumeRefs']),
   Type.Object({
+    /** As in the config, each with its volume's generation (0 when the config gives none). */
+    volumeRefs: Type.Array(AppVolumeRefSchema, { minItems: 1 }),
     /** The version of the device config this came from. */
     configVersion: Type.String(),
     /** Problems zedagent found that concern this app alone (e.g. a dangling volume ref). */
