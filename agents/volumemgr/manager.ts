@@ -130,7 +130,9 @@ export class VolumeManager {
     if (this.running) return;
     this.running = true;
     this.idle = this.loop().then(
-      () => { this.running = false; },
+      // A trigger that came after the loop's last check of dirty, but before this
+      // callback, would otherwise wait for the next GC tick.
+      () => { this.running = false; if (this.dirty) this.schedule(); },
       (err: unknown) => { this.running = false; this.crash(err); },
     );
   }
