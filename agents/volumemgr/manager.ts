@@ -26,6 +26,8 @@ import { executeStep, stepId, type StepWorld } from './steps';
 import { emptyMemory, type Plan, type PlanInput } from './types';
 import { freeBytes, listVolumeDirs } from './volume-driver';
 
+const BLOCKED_RETRY_MIN_MS = 1000;
+
 export class VolumeManager {
   private readonly memory = emptyMemory();
   private images = new Map<string, string>();
@@ -37,6 +39,9 @@ export class VolumeManager {
   private dirty = false;
   private idle: Promise<void> = Promise.resolve();
   private crash: (err: unknown) => void = () => undefined;
+  /** An image still used by a container is usually freed within seconds (domainmgr removing it): retry soon, backing off to the GC period. */
+  private blockedRetry?: NodeJS.Timeout;
+  private blockedDelayMs = BLOCKED_RETRY_MIN_MS;
 
   private readonly pubs;
   private readonly subs;
@@ -145,7 +150,24 @@ export class VolumeManager {
         await this.openGate();
       }
       await this.runPasses();
+      this.retryBlockedSoon();
     }
+  }
+
+  private retryBlockedSoon(): void {
+    if (this.memory.removeBlocked.size === 0) {
+      this.blockedDelayMs = BLOCKED_RETRY_MIN_MS;
+      return;
+    }
+    if (this.blockedRetry) return;
+    const gcMs = configItem(this.subs.items.get('global')?.items, 'timer.gc.content') * 1000;
+    const delay = Math.min(this.blockedDelayMs, gcMs);
+    this.blockedDelayMs = Math.min(this.blockedDelayMs * 2, gcMs);
+    this.blockedRetry = this.ctx.setTimeout(() => {
+      this.blockedRetry = undefined;
+      this.memory.removeBlocked.clear();
+      this.schedule();
+    }, delay);
   }
 
   private async openGate(): Promise<void> {
