@@ -111,7 +111,8 @@ function topDigest(c: TreeCtx, repoTag: string, urlDigest: string | undefined): 
   if (fixed) return fixed;
   const key = resolveKey(tree.id, c.generation);
   const latched = input.published.resolvedTags.get(key);
-  if (latched) {
+  // The latch holds for the reference it was made for: a config naming another repo:tag resolves anew.
+  if (latched && latched.reference === repoTag) {
     out.resolvedTags.set(key, { ...latched });
     return latched.digest;
   }

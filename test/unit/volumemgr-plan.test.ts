@@ -37,6 +37,14 @@ t.test('a tag is resolved once and latched; a new generation resolves again', as
   t.equal(p.contentTrees.get(CT)?.digest, img2.top, 'a new generation re-resolves');
   t.same([...p.resolvedTags.keys()], [`${CT}#1`], 'the old latch is dropped');
   t.notOk(p.verify.has(img1.manifest), 'old blobs released');
+
+  const img3 = addImage(w, 'three', ['L3']);
+  w.tags.set('apps/other:1', img3.top);
+  registryTree(w, CT, 'apps/other:1', { name: 'web', generation: 1 }); // a corrected url, same generation
+  w.rs.clear();
+  p = settle(w);
+  t.equal(p.contentTrees.get(CT)?.digest, img3.top, 'a config naming another repo:tag resolves anew');
+  t.same([...p.resolvedTags.values()].map((r) => r.reference), ['apps/other:1'], 'and latches that');
 });
 
 t.test('an index picks linux/amd64; the manifest expands to config and layers, then the image loads', async (t) => {
