@@ -41,6 +41,8 @@ export interface DomainInputs {
   items(): Readonly<Record<string, string>> | undefined;
   /** true once the configs are complete and zedmanager has signalled restarted (or the grace ran out). */
   mayRemove(now: number): boolean;
+  /** Ids of the apps in the device config (AppInstanceConfig). */
+  configuredApps(): ReadonlySet<string>;
 }
 
 export class DomainManager {
@@ -131,7 +133,7 @@ export class DomainManager {
     const limits = this.limits;
     const p = plan({
       configs, containers, networks, neededNetworks: this.neededNetworks(configs), records: this.records, now, limits,
-      mayRemove: this.inputs.mayRemove(now),
+      mayRemove: this.inputs.mayRemove(now), configuredApps: this.inputs.configuredApps(),
     });
     this.publishStatuses(configs, containers, p.steps, now, limits);
     // Something changed: observe the result and publish it. Failures wait for their retry time.

@@ -2,7 +2,7 @@
 // Wiring only: subscriptions, publications, the event watch and the loop.
 import { dockerClient } from '../../lib/docker';
 import { DomainConfigCollection, DomainMetricCollection, DomainStatusCollection } from '../../pubsub/collections/apps';
-import { ConfigItemValueMapCollection, NetworkInstanceConfigCollection } from '../../pubsub/collections/config';
+import { AppInstanceConfigCollection, ConfigItemValueMapCollection, NetworkInstanceConfigCollection } from '../../pubsub/collections/config';
 import { untilAborted, type AgentSpec } from '../agent';
 import { DomainManager } from './domainmgr';
 import { watchEvents } from './events-driver';
@@ -29,13 +29,17 @@ Publishes DomainStatus and DomainMetric (every timer.metric.interval s).`,
     const configs = ctx.subscribe(DomainConfigCollection, { create: poke, modify: poke, delete: poke, restarted: poke });
     const nis = ctx.subscribe(NetworkInstanceConfigCollection, { create: poke, modify: poke, delete: poke });
     const items = ctx.subscribe(ConfigItemValueMapCollection, { create: poke, modify: poke, delete: poke });
+    const apps = ctx.subscribe(AppInstanceConfigCollection, { create: poke, delete: poke, synchronized: poke });
     let syncedAt: number | undefined;
     manager = new DomainManager(ctx, docker, {
       configs: () => configs.getAll(),
       networkInstances: () => nis.getAll(),
       items: () => items.get('global')?.items,
-      // Nothing is removed until the configs are complete and zedmanager has said it re-published them.
-      mayRemove: (now) => configs.synchronized && (configs.restarted || (syncedAt !== undefined && now - syncedAt >= RESTART_SIGNAL_GRACE_MS)),
+      // Nothing is removed until the configs are complete and zedmanager has said it re-published them;
+      // and never the container of an app the device config still names.
+      mayRemove: (now) => configs.synchronized && apps.synchronized &&
+        (configs.restarted || (syncedAt !== undefined && now - syncedAt >= RESTART_SIGNAL_GRACE_MS)),
+      configuredApps: () => new Set(apps.keys()),
     }, statusPub, metricPub);
     // Rejects only when the agent stops first.
     const synced = await configs.whenSynchronized(ctx.signal).then(() => true, () => false);

@@ -42,6 +42,12 @@ export interface PlanInput {
   limits: Limits;
   /** false until the configs are known complete: nothing is removed before. */
   mayRemove: boolean;
+  /**
+   * Apps the device config still names. Their containers are never removed for lacking a
+   * DomainConfig: after a restart zedmanager may not have re-published theirs yet, and the
+   * running container is to be adopted, not replaced.
+   */
+  configuredApps: ReadonlySet<string>;
 }
 
 export interface Plan {
@@ -58,7 +64,8 @@ export function plan(input: PlanInput): Plan {
   for (const c of input.containers) {
     const cfg = c.appId === undefined ? undefined : input.configs.get(c.appId);
     if (!cfg) {
-      if (input.mayRemove) steps.push({ kind: 'remove', appId: c.appId, containerId: c.id, reason: 'no DomainConfig names it' });
+      const configured = c.appId !== undefined && input.configuredApps.has(c.appId);
+      if (input.mayRemove && !configured) steps.push({ kind: 'remove', appId: c.appId, containerId: c.id, reason: 'no app in the device config names it' });
       continue;
     }
     byApp.set(cfg.appId, [...(byApp.get(cfg.appId) ?? []), c]);

@@ -54,7 +54,7 @@ t.test('one app: config and container → steps', async (t) => {
 });
 
 function input(over: Partial<PlanInput>): PlanInput {
-  return { configs: new Map(), containers: [], networks: [], neededNetworks: new Set(), records: new Map(), now: NOW, limits, mayRemove: true, ...over };
+  return { configs: new Map(), containers: [], networks: [], neededNetworks: new Set(), records: new Map(), now: NOW, limits, mayRemove: true, configuredApps: new Set(), ...over };
 }
 
 t.test('containers no config names are removed only once removal is allowed', async (t) => {
@@ -64,6 +64,9 @@ t.test('containers no config names are removed only once removal is allowed', as
   t.same(held.steps, [], 'nothing removed before DomainConfig is complete');
   const now = plan(input({ containers: [orphan, unnamed] }));
   t.same(now.steps.map((s) => [s.kind, 'containerId' in s && s.containerId]), [['remove', 'c9'], ['remove', 'c8']]);
+  const kept = plan(input({ containers: [orphan, unnamed], configuredApps: new Set([B]) }));
+  t.same(kept.steps.map((s) => 'containerId' in s && s.containerId), ['c8'],
+    'the container of an app the device config still names waits for its DomainConfig (adopted after a restart)');
 });
 
 t.test('a second container for one app is removed, the right one kept', async (t) => {
