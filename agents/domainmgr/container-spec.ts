@@ -8,9 +8,12 @@ import type { DomainConfig } from '../../pubsub/collections/apps';
 /** Marks a Docker network as the bridge of one network instance (its id). */
 export const LABEL_NETWORK = 'org.zedbox.network';
 
-/** The name is derived only from the config, so the container can be found again after a restart. */
-export function containerName(cfg: Pick<DomainConfig, 'name' | 'appId'>): string {
-  return `zedbox-${cfg.name}-${cfg.appId.slice(0, 8)}`;
+/**
+ * Derived only from the config and the instance, so the container can be found again after a
+ * restart, and two zedboxes sharing an engine (tests, a demo beside a device) never claim one name.
+ */
+export function containerName(instance: string, cfg: Pick<DomainConfig, 'name' | 'appId'>): string {
+  return `zedbox-${instance}-${cfg.name}-${cfg.appId.slice(0, 8)}`;
 }
 
 export function networkName(instance: string, ni: Pick<NetworkInstance, 'name'>): string {
@@ -40,7 +43,7 @@ export function createOptions(cfg: DomainConfig, instance: string, networks: str
     (bindings[key] ??= []).push({ ...(p.hostIp ? { HostIp: p.hostIp } : {}), HostPort: String(p.host) });
   }
   return {
-    name: containerName(cfg),
+    name: containerName(instance, cfg),
     Image: cfg.imageRef,
     ...(cfg.entrypoint ? { Entrypoint: [...cfg.entrypoint] } : {}),
     ...(cfg.command ? { Cmd: [...cfg.command] } : {}),

@@ -280,7 +280,7 @@ export class DomainManager {
         await this.driver.start(s.containerId);
       } catch (err) {
         const cfg = this.configsSnapshot.get(s.appId);
-        throw new Error(`start container ${cfg ? containerName(cfg) : s.containerId} of app ${cfg?.name ?? ''} (${s.appId}): ${(err as Error).message}`);
+        throw new Error(`start container ${cfg ? containerName(this.ctx.settings.instance, cfg) : s.containerId} of app ${cfg?.name ?? ''} (${s.appId}): ${(err as Error).message}`);
       }
       this.update(s.appId, (r) => ({ ...r, restartDue: undefined, restarts: r.restarts + (s.restart ? 1 : 0) }));
     },

@@ -2,7 +2,6 @@
 // becomes a DomainMetric. Pure.
 import { severityFor, type ErrorInfo, type SwState } from '../../pubsub/collections/common';
 import type { DomainConfig, DomainMetric, DomainStatus } from '../../pubsub/collections/apps';
-import { containerName } from './container-spec';
 import type { StepKind } from './plan';
 import type { AppRecord, Limits, ObservedContainer } from './records';
 
@@ -19,7 +18,7 @@ export function domainStatus(
     state: stateOf(cfg, c, rec, current, pending),
     activated: cfg.activate && current,
     specHash: cfg.specHash,
-    containerName: c?.name ?? containerName(cfg),
+    ...(c ? { containerName: c.name } : {}),
     ...(c ? { containerId: c.id } : {}),
     ...(c?.running ? { startedAt: c.startedAt } : {}),
     restarts: rec?.restarts ?? 0,
@@ -41,7 +40,7 @@ function stateOf(cfg: DomainConfig, c: ObservedContainer | undefined, rec: AppRe
 function brokenError(cfg: DomainConfig, rec: AppRecord, limits: Limits): ErrorInfo {
   const logs = rec.lastLogLines?.length ? `; last output: ${rec.lastLogLines.join(' | ')}` : '';
   return {
-    error: `container ${containerName(cfg)} exited ${rec.crashTimes.length} times within ${limits.crashWindowMs / 1000} s ` +
+    error: `the container of app ${cfg.name} exited ${rec.crashTimes.length} times within ${limits.crashWindowMs / 1000} s ` +
       `(app.crashloop.limit ${limits.crashLimit}); last exit code ${rec.lastExitCode}${logs}`,
     time: rec.lastExitAt ?? new Date(0).toISOString(),
     severity: 'error',

@@ -10,7 +10,7 @@ import { domainmgr } from '../../agents/domainmgr/main';
 import { LABEL_APP, LABEL_INSTANCE, LABEL_OWNED } from '../../lib/docker';
 import type { Dirs } from '../../lib/dirs';
 import { DomainConfigCollection, DomainStatusCollection, type DomainConfig } from '../../pubsub/collections/apps';
-import { ConfigItemValueMapCollection, NetworkInstanceConfigCollection } from '../../pubsub/collections/config';
+import { AppInstanceConfigCollection, ConfigItemValueMapCollection, NetworkInstanceConfigCollection } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
@@ -40,6 +40,8 @@ async function start(dirs?: Dirs): Promise<Harness & ZedagentSide> {
   zedagent.publication(ConfigItemValueMapCollection).publish('global', {
     items: { ...defaultConfigItems(), 'app.stop.timeout': '1', 'app.restart.backoff.max': '2' },
   });
+  // The device config names none of these apps (their DomainConfigs are the test's): an empty AppInstanceConfig.
+  zedagent.publication(AppInstanceConfigCollection);
   return Object.assign(h, { nis: zedagent.publication(NetworkInstanceConfigCollection) });
 }
 

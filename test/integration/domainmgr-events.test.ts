@@ -11,6 +11,7 @@ import t from 'tap';
 import { domainmgr } from '../../agents/domainmgr/main';
 import { LABEL_INSTANCE } from '../../lib/docker';
 import { DomainConfigCollection, DomainStatusCollection } from '../../pubsub/collections/apps';
+import { AppInstanceConfigCollection } from '../../pubsub/collections/config';
 import { startAgents } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
 
@@ -58,6 +59,7 @@ t.test('an exit while the engine was unreachable is noticed after the reconnect'
     const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${h.settings.instance}`] } });
     for (const c of list) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   });
+  await h.publisher(AppInstanceConfigCollection); // the device config (empty): the app exists as a DomainConfig only
   const zm = await h.publisher(DomainConfigCollection);
   zm.signalRestarted();
   const appId = randomUUID();

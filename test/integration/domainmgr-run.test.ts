@@ -11,7 +11,7 @@ import t from 'tap';
 import { domainmgr } from '../../agents/domainmgr/main';
 import { LABEL_INSTANCE } from '../../lib/docker';
 import { DomainConfigCollection, DomainMetricCollection, DomainStatusCollection, type DomainConfig } from '../../pubsub/collections/apps';
-import { ConfigItemValueMapCollection } from '../../pubsub/collections/config';
+import { AppInstanceConfigCollection, ConfigItemValueMapCollection } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
@@ -40,6 +40,7 @@ function appConfig(over: Partial<DomainConfig> = {}): DomainConfig {
 
 async function start(t: { teardown(fn: () => Promise<void>): void }, items: Record<string, string> = {}): Promise<{ h: Harness; pub: Awaited<ReturnType<Harness['publisher']>> }> {
   const h = await startAgents([domainmgr], { settings: { dockerSocket: services.dockerSocket } });
+  await h.publisher(AppInstanceConfigCollection); // the device config (empty): these apps exist as DomainConfigs only
   const itemPub = await h.publisher(ConfigItemValueMapCollection);
   itemPub.publish('global', { items: { ...defaultConfigItems(), 'app.stop.timeout': '2', ...items } });
   const pub = await h.publisher(DomainConfigCollection);
@@ -77,7 +78,7 @@ t.test('an app runs, is reachable on its port, with its limits, and stops, resta
   pub.publish(cfg.appId, cfg);
   const running = await h.waitFor(DomainStatusCollection, cfg.appId, state('RUNNING'), 'RUNNING');
   t.equal(running?.activated, true);
-  t.equal(running?.containerName, `zedbox-${cfg.name}-${cfg.appId.slice(0, 8)}`);
+  t.equal(running?.containerName, `zedbox-${h.settings.instance}-${cfg.name}-${cfg.appId.slice(0, 8)}`);
   const body = await (await fetch(`http://127.0.0.1:${port}/`)).text();
   t.equal(body.trim(), 'hello from a mounted volume', 'the app answers on its host port, from its mount');
 

@@ -17,8 +17,8 @@ const cfg: DomainConfig = {
 
 t.test('create options carry every part of the config', async (t) => {
   const o = createOptions(cfg, 'inst1', []);
-  t.equal(o.name, 'zedbox-web-aaaaaaaa');
-  t.equal(containerName(cfg), o.name);
+  t.equal(o.name, 'zedbox-inst1-web-aaaaaaaa', 'the name carries the instance, the app name and its id');
+  t.equal(containerName('inst1', cfg), o.name);
   t.same(o.Entrypoint, ['/bin/sh']);
   t.same(o.Cmd, ['-c', 'httpd']);
   t.same(o.Env, ['A=1', 'B=x=y']);
