@@ -34,7 +34,7 @@ test: build typecheck services
 bench: build services
 	$(TSX) bench/main.ts
 
-demo: build
+demo: build services
 	bash scripts/demo.sh
 
 clean:

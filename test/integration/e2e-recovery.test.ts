@@ -69,22 +69,27 @@ t.test('a malformed config is refused with every bad field named; the previous o
   const before = await started((await device.waitForApp(id, (s) => s?.state === 'RUNNING', 'keeper RUNNING'))?.containerId);
   const applied = (await device.waitFor(DeviceStatus, 'global', (v) => v?.appliedVersion !== undefined, 'the first config applied'))?.appliedVersion;
 
-  const broken = cfg.build() as unknown as { version: string; apps: Array<Record<string, unknown>>; volumes: unknown[] };
-  const app = broken.apps[0] as { resources: Record<string, unknown>; ports: Array<Record<string, unknown>>; volumeRefs: Array<Record<string, unknown>> };
+  const broken = cfg.build() as unknown as { apps: Array<{ resources: Record<string, unknown>; ports: Array<Record<string, unknown>> }> };
+  const app = broken.apps[0];
+  if (!app) throw new Error('no app in the test config');
   app.resources.memoryMiB = 1;
   (app.ports[0] as Record<string, unknown>).host = 70000;
-  app.volumeRefs.push({ volumeId: '00000000-0000-4000-8000-000000000000', mountDir: '/x' });
   device.writeConfig(broken);
   const refused = await device.waitFor(DeviceStatus, 'global', (s) => (s?.fieldErrors.length ?? 0) > 0, 'the config refused');
   const paths = (refused?.fieldErrors ?? []).map((e) => `${e.path}: ${e.message}`).join('\n');
   t.match(paths, /\/apps\/0\/resources\/memoryMiB/, 'the memory field is named');
   t.match(paths, /\/apps\/0\/ports\/0\/host/, 'the port field is named');
-  t.match(paths, /00000000-0000-4000-8000-000000000000/, 'the dangling volume reference is named');
   t.ok(refused?.error, 'an error is reported');
   t.equal(refused?.appliedVersion, applied, 'the applied version has not changed');
 
+  const dangling = cfg.build() as unknown as { apps: Array<{ volumeRefs: Array<Record<string, unknown>> }> };
+  dangling.apps[0]?.volumeRefs.push({ volumeId: '00000000-0000-4000-8000-000000000000', mountDir: '/x' });
+  device.writeConfig(dangling);
+  const unknownRef = await device.waitFor(DeviceStatus, 'global', (s) => s?.rejectedSha256 !== refused?.rejectedSha256, 'the dangling reference refused');
+  t.match(unknownRef?.fieldErrors ?? [], [{ path: '/apps/0/volumeRefs/1/volumeId', message: /00000000-0000-4000-8000-000000000000/ }], 'the dangling volume reference is named');
+
   device.writeConfig('{"version": "9", "apps": [ }');
-  const syntax = await device.waitFor(DeviceStatus, 'global', (s) => /line|column|position|JSON/i.test(s?.error?.error ?? '') && s?.rejectedSha256 !== refused?.rejectedSha256, 'a syntax error refused');
+  const syntax = await device.waitFor(DeviceStatus, 'global', (s) => /line|column|position|JSON/i.test(s?.error?.error ?? '') && s?.rejectedSha256 !== unknownRef?.rejectedSha256, 'a syntax error refused');
   t.ok(syntax?.error?.error, `a JSON syntax error is reported: ${syntax?.error?.error}`);
 
   const still = await started(device.get(AppStatus, id)?.containerId);
