@@ -3,10 +3,7 @@
 // retry bump, refCount 0, and a restart in the middle of a download.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import type { TSchema } from '@sinclair/typebox';
 import t, { type Test } from 'tap';
-import type { CollectionSpec } from '../../pubsub/catalog';
-import type { Publication } from '../../pubsub/publication';
 import { downloader } from '../../agents/downloader/main';
 import { contentStore } from '../../lib/content-store';
 import {
@@ -18,20 +15,11 @@ import { startAgents, type Harness } from '../lib/agent-harness';
 
 const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
-/** Publications as their owners would make them (h.publisher binds an owner's endpoint once only). */
-function peers(h: Harness) {
-  const eps = new Map<string, ReturnType<Harness['bus']['endpoint']>>();
-  return async <S extends TSchema>(c: CollectionSpec<S>): Promise<Publication<S>> => {
-    let ep = eps.get(c.owner);
-    if (!ep) eps.set(c.owner, (ep = h.bus.endpoint(c.owner)));
-    return (await ep).publication(c);
-  };
-}
 
 async function setup(t: Test, server: HttpDatastore, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {
   const h = await startAgents([downloader], { dirs: opts.dirs });
   t.teardown(() => h.stop());
-  const pub = peers(h);
+  const pub = h.publisher;
   const dsId = randomUUID();
   const ds = await pub(DatastoreConfigCollection);
   ds.publish(dsId, { id: dsId, type: 'http', url: server.url });

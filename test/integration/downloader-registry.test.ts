@@ -38,7 +38,7 @@ interface Manifest { mediaType?: string; config: { digest: string; size: number 
 
 /** Resolves `repo:tag`, fetches the manifest and every blob, verifies them all; returns the manifest's status. */
 async function pullThrough(t: Test, h: Harness, ds: Datastore, repo: string, tag: string) {
-  const pub = peers(h);
+  const pub = h.publisher;
   (await pub(DatastoreConfigCollection)).publish(ds.id, ds);
   const tree = randomUUID();
   (await pub(ResolveConfigCollection)).publish(resolveKey(tree, 0), { contentTreeId: tree, generation: 0, datastoreIds: [ds.id], reference: `${repo}:${tag}` });
@@ -115,7 +115,7 @@ t.test('a registry token request with wrong credentials is a clear error', async
   t.teardown(() => reg.close());
   const h = await startAgents([downloader]);
   t.teardown(() => h.stop());
-  const pub = peers(h);
+  const pub = h.publisher;
   const ds: Datastore = { id: randomUUID(), type: 'registry', url: `http://127.0.0.1:${(reg.address() as AddressInfo).port}`, username: 'zed', password: 'wrong' };
   (await pub(DatastoreConfigCollection)).publish(ds.id, ds);
   const tree = randomUUID();

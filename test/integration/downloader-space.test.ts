@@ -32,7 +32,7 @@ function peers(h: Harness) {
 async function setup(t: Test, server: HttpDatastore, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {
   const h = await startAgents([downloader], { dirs: opts.dirs });
   t.teardown(() => h.stop());
-  const pub = peers(h);
+  const pub = h.publisher;
   const dsId = randomUUID();
   (await pub(DatastoreConfigCollection)).publish(dsId, { id: dsId, type: 'http', url: server.url });
   (await pub(ConfigItemValueMapCollection)).publish('global', { items: { ...defaultConfigItems(), ...opts.items } });

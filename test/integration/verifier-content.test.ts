@@ -1,7 +1,6 @@
 // The verifier on a real bus with real files: accept, tamper, wrong size,
 // signatures (good, forged, unknown key, fixed later), refCount 0, a corrupt
 // verified file found at start-up, and the whole way from an HTTP download.
-import type { TSchema } from '@sinclair/typebox';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,32 +9,21 @@ import nacl from 'tweetnacl';
 import { downloader } from '../../agents/downloader/main';
 import { verifier } from '../../agents/verifier/main';
 import { contentStore } from '../../lib/content-store';
-import type { CollectionSpec } from '../../pubsub/catalog';
 import {
   ConfigItemValueMapCollection, DatastoreConfigCollection, DownloaderConfigCollection, DownloaderStatusCollection,
   PublisherKeysCollection, VerifyImageConfigCollection, VerifyImageStatusCollection, defaultConfigItems, type VerifyImageConfig, type VerifyImageStatus,
 } from '../../pubsub/collections';
-import type { Publication } from '../../pubsub/publication';
 import { HttpDatastore } from '../fixtures/http-datastore';
 import { startAgents, type Harness } from '../lib/agent-harness';
 
 const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** Publications as their owners would make them (h.publisher binds an owner's endpoint once only). */
-function peers(h: Harness) {
-  const eps = new Map<string, ReturnType<Harness['bus']['endpoint']>>();
-  return async <S extends TSchema>(c: CollectionSpec<S>): Promise<Publication<S>> => {
-    let ep = eps.get(c.owner);
-    if (!ep) eps.set(c.owner, (ep = h.bus.endpoint(c.owner)));
-    return (await ep).publication(c);
-  };
-}
 
 async function setup(t: Test, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {
   const h = await startAgents([verifier], { dirs: opts.dirs });
   t.teardown(() => h.stop());
-  const pub = peers(h);
+  const pub = h.publisher;
   const items = await pub(ConfigItemValueMapCollection);
   items.publish('global', { items: { ...defaultConfigItems(), ...opts.items } });
   const keys = await pub(PublisherKeysCollection);
@@ -181,7 +169,7 @@ t.test('download over HTTP, then verify', async (t) => {
   server.files.set('app.img', body);
   const h = await startAgents([downloader, verifier]);
   t.teardown(() => h.stop());
-  const pub = peers(h);
+  const pub = h.publisher;
   const dsId = randomUUID();
   (await pub(DatastoreConfigCollection)).publish(dsId, { id: dsId, type: 'http', url: server.url });
   const digest = sha(body);
