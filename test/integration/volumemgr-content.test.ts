@@ -19,7 +19,7 @@ import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import { ContentTreeStatusCollection, VolumeRefConfigCollection, VolumeRefStatusCollection, volumeRefKey } from '../../pubsub/collections/volumes';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
-import { deleteFromRegistry, makeUniqueImage, ownerPublication, pushToRegistry, registryGet, startFakeContentAgents, uniqueName } from '../lib/volumemgr-fakes';
+import { deleteFromRegistry, makeUniqueImage, pushToRegistry, registryGet, startFakeContentAgents, uniqueName } from '../lib/volumemgr-fakes';
 
 const DS = '0a0a0a0a-0000-4000-8000-000000000002';
 const CT = '0c0c0c0c-0000-4000-8000-000000000002';
@@ -29,12 +29,12 @@ const ref = { appId: APP, volumeId: VOL, generation: 0, localGeneration: 0, veri
 const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function setUp(h: Harness, ds: { type: 'http' | 'registry'; url: string }, tree: ContentTree): Promise<(tree: ContentTree) => void> {
-  (await ownerPublication(h, DatastoreConfigCollection)).publish(DS, { id: DS, ...ds });
-  (await ownerPublication(h, ConfigItemValueMapCollection)).publish('global', { items: { ...defaultConfigItems(), 'blob.download.max.retries': '1' } });
-  const cts = await ownerPublication(h, ContentTreeConfigCollection);
+  (await h.publisher(DatastoreConfigCollection)).publish(DS, { id: DS, ...ds });
+  (await h.publisher(ConfigItemValueMapCollection)).publish('global', { items: { ...defaultConfigItems(), 'blob.download.max.retries': '1' } });
+  const cts = await h.publisher(ContentTreeConfigCollection);
   cts.publish(CT, tree);
-  (await ownerPublication(h, VolumeConfigCollection)).publish(volumeKey(VOL), { id: VOL, origin: { type: 'download', contentTreeId: CT } });
-  (await ownerPublication(h, VolumeRefConfigCollection)).publish(volumeRefKey(ref), ref);
+  (await h.publisher(VolumeConfigCollection)).publish(volumeKey(VOL), { id: VOL, origin: { type: 'download', contentTreeId: CT } });
+  (await h.publisher(VolumeRefConfigCollection)).publish(volumeRefKey(ref), ref);
   return (next) => cts.publish(CT, next);
 }
 

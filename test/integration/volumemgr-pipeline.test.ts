@@ -8,56 +8,14 @@ import Docker from 'dockerode';
 import { volumemgr } from '../../agents/volumemgr/main';
 import { imageIdOf } from '../../agents/volumemgr/image-driver';
 import { contentStore } from '../../lib/content-store';
-import {
-  ConfigItemValueMapCollection, ContentTreeConfigCollection, DatastoreConfigCollection, VolumeConfigCollection, volumeKey,
-} from '../../pubsub/collections/config';
-import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import { VerifyImageConfigCollection } from '../../pubsub/collections/content';
 import {
-  ContentTreeStatusCollection, ResolvedTagCollection, VolumeRefConfigCollection, VolumeRefStatusCollection, VolumeStatusCollection, volumeRefKey,
+  ContentTreeStatusCollection, ResolvedTagCollection, VolumeRefStatusCollection, VolumeStatusCollection, volumeRefKey,
 } from '../../pubsub/collections/volumes';
-import { startAgents, type Harness } from '../lib/agent-harness';
+import { startAgents } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
-import { deleteFromRegistry, makeUniqueImage, ownerPublication, pushToRegistry, registryGet, startFakeContentAgents, uniqueName } from '../lib/volumemgr-fakes';
-
-const DS = '0a0a0a0a-0000-4000-8000-000000000001';
-const CT = '0c0c0c0c-0000-4000-8000-000000000001';
-const ROOT = '0d0d0d0d-0000-4000-8000-000000000001';
-const BLANK = '0d0d0d0d-0000-4000-8000-000000000002';
-const APP = '0e0e0e0e-0000-4000-8000-000000000001';
-const rootRef = { appId: APP, volumeId: ROOT, generation: 0, localGeneration: 0, verifyOnly: false };
-const blankRef = { appId: APP, volumeId: BLANK, generation: 0, localGeneration: 0, verifyOnly: false, mountDir: '/data' };
-
-/** What zedagent and zedmanager would publish for one app with a root image and a blank data volume. */
-async function publishConfig(h: Harness, registry: string, repo: string): Promise<() => void> {
-  const ds = await ownerPublication(h, DatastoreConfigCollection);
-  const items = await ownerPublication(h, ConfigItemValueMapCollection);
-  const cts = await ownerPublication(h, ContentTreeConfigCollection);
-  const vols = await ownerPublication(h, VolumeConfigCollection);
-  const refs = await ownerPublication(h, VolumeRefConfigCollection);
-  ds.publish(DS, { id: DS, type: 'registry', url: `http://${registry}` });
-  items.publish('global', { items: defaultConfigItems() });
-  cts.publish(CT, { id: CT, name: 'busybox', datastoreIds: [DS], url: `${repo}:1`, format: 'container' });
-  vols.publish(volumeKey(ROOT), { id: ROOT, origin: { type: 'download', contentTreeId: CT } });
-  vols.publish(volumeKey(BLANK), { id: BLANK, origin: { type: 'blank' } });
-  refs.publish(volumeRefKey(rootRef), rootRef);
-  refs.publish(volumeRefKey(blankRef), blankRef);
-  return () => {
-    refs.unpublish(volumeRefKey(rootRef));
-    refs.unpublish(volumeRefKey(blankRef));
-    vols.unpublish(volumeKey(ROOT));
-    vols.unpublish(volumeKey(BLANK));
-    cts.unpublish(CT);
-  };
-}
-
-/** Docker's image load events for an image id (events name the id, not the tag). */
-async function imageLoads(docker: Docker, since: number, id: string): Promise<number> {
-  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { type: ['image'], event: ['load'] } });
-  let text = '';
-  for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString();
-  return text.split('\n').filter((l) => l.trim() && l.includes(id)).length;
-}
+import { deleteFromRegistry, makeUniqueImage, pushToRegistry, registryGet, startFakeContentAgents, uniqueName } from '../lib/volumemgr-fakes';
+import { BLANK, CT, blankRef, imageLoads, publishConfig, rootRef } from '../lib/volumemgr-story';
 
 t.test('registry image and blank volume: created, kept across a restart, removed when unreferenced', async (t) => {
   const svc = ensureServices();

@@ -22,38 +22,8 @@ import {
 } from '../../pubsub/collections/volumes';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
-import { deleteFromRegistry, makeUniqueImage, ownerPublication, pushToRegistry, registryGet, uniqueName } from '../lib/volumemgr-fakes';
-
-const DS = '0a0a0a0a-0000-4000-8000-000000000001';
-const CT = '0c0c0c0c-0000-4000-8000-000000000001';
-const ROOT = '0d0d0d0d-0000-4000-8000-000000000001';
-const BLANK = '0d0d0d0d-0000-4000-8000-000000000002';
-const APP = '0e0e0e0e-0000-4000-8000-000000000001';
-const rootRef = { appId: APP, volumeId: ROOT, generation: 0, localGeneration: 0, verifyOnly: false };
-const blankRef = { appId: APP, volumeId: BLANK, generation: 0, localGeneration: 0, verifyOnly: false, mountDir: '/data' };
-
-/** What zedagent and zedmanager would publish for one app with a root image and a blank data volume. */
-async function publishConfig(h: Harness, registry: string, repo: string): Promise<() => void> {
-  const ds = await ownerPublication(h, DatastoreConfigCollection);
-  const items = await ownerPublication(h, ConfigItemValueMapCollection);
-  const cts = await ownerPublication(h, ContentTreeConfigCollection);
-  const vols = await ownerPublication(h, VolumeConfigCollection);
-  const refs = await ownerPublication(h, VolumeRefConfigCollection);
-  ds.publish(DS, { id: DS, type: 'registry', url: `http://${registry}` });
-  items.publish('global', { items: defaultConfigItems() });
-  cts.publish(CT, { id: CT, name: 'busybox', datastoreIds: [DS], url: `${repo}:1`, format: 'container' });
-  vols.publish(volumeKey(ROOT), { id: ROOT, origin: { type: 'download', contentTreeId: CT } });
-  vols.publish(volumeKey(BLANK), { id: BLANK, origin: { type: 'blank' } });
-  refs.publish(volumeRefKey(rootRef), rootRef);
-  refs.publish(volumeRefKey(blankRef), blankRef);
-  return () => {
-    refs.unpublish(volumeRefKey(rootRef));
-    refs.unpublish(volumeRefKey(blankRef));
-    vols.unpublish(volumeKey(ROOT));
-    vols.unpublish(volumeKey(BLANK));
-    cts.unpublish(CT);
-  };
-}
+import { deleteFromRegistry, makeUniqueImage, pushToRegistry, registryGet, uniqueName } from '../lib/volumemgr-fakes';
+import { BLANK, CT, DS, ROOT, blankRef, imageLoads, publishConfig, rootRef } from '../lib/volumemgr-story';
 
 /** Digests the downloader published a status for (every download it was asked for) while this harness runs. */
 function countDownloads(h: Harness): Set<string> {
@@ -62,14 +32,6 @@ function countDownloads(h: Harness): Set<string> {
   const stop = h.stop.bind(h);
   h.stop = async () => { sub.close(); await stop(); };
   return seen;
-}
-
-/** Docker's image load events for an image id (events name the id, not the tag). */
-async function imageLoads(docker: Docker, since: number, id: string): Promise<number> {
-  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { type: ['image'], event: ['load'] } });
-  let text = '';
-  for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString();
-  return text.split('\n').filter((l) => l.trim() && l.includes(id)).length;
 }
 
 t.test('with the real downloader and verifier: image and blank volume created, kept across a restart, removed when unreferenced', async (t) => {
@@ -149,11 +111,11 @@ t.test('with the real downloader: a digest the registry does not have is an erro
   const h = await startAgents([downloader, verifier, volumemgr]);
   t.teardown(() => h.stop());
   const missing = `sha256:${'0'.repeat(63)}1`;
-  (await ownerPublication(h, DatastoreConfigCollection)).publish(DS, { id: DS, type: 'registry', url: `http://${svc.registry}` });
-  (await ownerPublication(h, ConfigItemValueMapCollection)).publish('global', { items: defaultConfigItems() });
-  (await ownerPublication(h, VolumeConfigCollection)).publish(volumeKey(ROOT), { id: ROOT, origin: { type: 'download', contentTreeId: CT } });
-  await ownerPublication(h, VolumeRefConfigCollection);
-  (await ownerPublication(h, ContentTreeConfigCollection)).publish(CT, {
+  (await h.publisher(DatastoreConfigCollection)).publish(DS, { id: DS, type: 'registry', url: `http://${svc.registry}` });
+  (await h.publisher(ConfigItemValueMapCollection)).publish('global', { items: defaultConfigItems() });
+  (await h.publisher(VolumeConfigCollection)).publish(volumeKey(ROOT), { id: ROOT, origin: { type: 'download', contentTreeId: CT } });
+  await h.publisher(VolumeRefConfigCollection);
+  (await h.publisher(ContentTreeConfigCollection)).publish(CT, {
     id: CT, name: 'missing', datastoreIds: [DS], url: `${uniqueName('vmtest')}/nothing:1`, format: 'container', sha256: missing,
   });
   const st = await h.waitFor(ContentTreeStatusCollection, CT, (v) => !!v?.error, 'an error');

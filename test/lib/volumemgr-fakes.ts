@@ -13,27 +13,8 @@ import {
   DownloaderConfigCollection, DownloaderStatusCollection, ResolveConfigCollection, ResolveStatusCollection,
   VerifyImageConfigCollection, VerifyImageStatusCollection,
 } from '../../pubsub/collections/content';
-import type { TSchema } from '@sinclair/typebox';
-import type { CollectionSpec } from '../../pubsub/catalog';
 import type { Publication } from '../../pubsub/publication';
-import type { PublisherEndpoint } from '../../pubsub/publisher-endpoint';
 import type { Harness } from './agent-harness';
-
-/**
- * A publication as its owner would make it. The harness's publisher() opens a new bus
- * endpoint per call, so a second collection of the same owner fails; this keeps one per owner.
- */
-const endpoints = new WeakMap<Harness, { owners: Map<string, Promise<PublisherEndpoint>>; pubs: Map<string, Publication> }>();
-export async function ownerPublication<S extends TSchema>(h: Harness, type: CollectionSpec<S>): Promise<Publication<S>> {
-  let mine = endpoints.get(h);
-  if (!mine) endpoints.set(h, (mine = { owners: new Map(), pubs: new Map() }));
-  let ep = mine.owners.get(type.owner);
-  if (!ep) mine.owners.set(type.owner, (ep = h.bus.endpoint(type.owner)));
-  const endpoint = await ep;
-  let pub = mine.pubs.get(type.type);
-  if (!pub) mine.pubs.set(type.type, (pub = endpoint.publication(type) as unknown as Publication));
-  return pub as unknown as Publication<S>;
-}
 
 export const ACCEPT = [
   'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -160,9 +141,9 @@ export async function startFakeContentAgents(h: Harness, registry: string, opts:
   const c: FakeCtx = {
     h, registry, store, tamper: opts.tamper, seenVic: new Set(),
     counters: { downloads: 0, verifications: 0, deletedVerified: 0 },
-    dsPub: await ownerPublication(h, DownloaderStatusCollection),
-    rsPub: await ownerPublication(h, ResolveStatusCollection),
-    visPub: await ownerPublication(h, VerifyImageStatusCollection),
+    dsPub: await h.publisher(DownloaderStatusCollection),
+    rsPub: await h.publisher(ResolveStatusCollection),
+    visPub: await h.publisher(VerifyImageStatusCollection),
   };
   for (const f of fs.readdirSync(store.verified)) {
     const p = path.join(store.verified, f);
