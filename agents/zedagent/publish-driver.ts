@@ -7,7 +7,7 @@ import type { Publication } from '../../pubsub/publication';
 import {
   AppInstanceConfigCollection, ConfigItemValueMapCollection, ContentTreeConfigCollection, DatastoreConfigCollection,
   DeviceConfigStatusCollection, NetworkInstanceConfigCollection, PublisherKeysCollection, VolumeConfigCollection,
-  defaultConfigItems, type DeviceConfigStatus, type ErrorInfo,
+  defaultConfigItems, type AppInstanceConfig, type DeviceConfigStatus, type ErrorInfo,
 } from '../../pubsub/collections';
 import { ConfigFileWatcher, readCheckpoint, readConfigFile, writeCheckpoint } from './config-file-driver';
 import { parseDeviceConfig, type FieldError, type ParsedConfig } from './device-config';
@@ -84,7 +84,8 @@ export class LocalConfigSource {
 
   private apply(parsed: ParsedConfig, text: string, from: { checkpoint: boolean; fileMissing: boolean } = { checkpoint: false, fileMissing: false }): void {
     const config = parsed.config!;
-    const steps = planPublish(this.current(), desiredValues(config));
+    const apps = this.pubs.get('AppInstanceConfig')!.getAll() as Map<string, Readonly<AppInstanceConfig>>;
+    const steps = planPublish(this.current(), desiredValues(config, apps));
     const tooLarge = oversizedValues(steps, (type) => SPECS[type].maxValueBytes);
     if (tooLarge.length) return this.refuse(parsed.sha256, tooLarge, parsed.unknownConfigItems);
     if (!from.checkpoint) {

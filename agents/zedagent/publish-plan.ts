@@ -21,13 +21,19 @@ export interface DesiredValues {
   AppInstanceConfig: Map<string, AppInstanceConfig>;
 }
 
-export function desiredValues(config: DeviceConfig): DesiredValues {
+/**
+ * The collections a config becomes. An app's configVersion is the config version that last
+ * changed that app (from `published`, the apps as published now): a new config version touches
+ * only the apps it changes, so the work on the bus follows the change, not the size of the config.
+ */
+export function desiredValues(config: DeviceConfig, published: ReadonlyMap<string, Readonly<AppInstanceConfig>> = new Map()): DesiredValues {
   const volumes = new Map((config.volumes ?? []).map((v) => [v.id, v]));
-  const apps = (config.apps ?? []).map((a): AppInstanceConfig => ({
-    ...a,
-    volumeRefs: a.volumeRefs.map((r) => ({ ...r, generation: volumes.get(r.volumeId)?.generation ?? 0 })),
-    configVersion: config.version,
-  }));
+  const apps = (config.apps ?? []).map((a): AppInstanceConfig => {
+    const app = { ...a, volumeRefs: a.volumeRefs.map((r) => ({ ...r, generation: volumes.get(r.volumeId)?.generation ?? 0 })) };
+    const before = published.get(a.id);
+    const unchanged = before !== undefined && JSON.stringify({ ...before, configVersion: '' }) === JSON.stringify({ ...app, configVersion: '' });
+    return { ...app, configVersion: unchanged ? before.configVersion : config.version };
+  });
   return {
     ConfigItemValueMap: new Map([['global', { items: effectiveItems(config.configItems ?? {}) }]]),
     PublisherKeys: new Map([['global', { keys: [...(config.publisherKeys ?? [])] }]]),

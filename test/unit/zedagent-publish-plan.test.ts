@@ -58,7 +58,14 @@ t.test('a change publishes only what changed; removals unpublish, apps before vo
 
   const v2 = copy();
   v2.version = '2';
-  t.equal(planPublish(state, desiredValues(v2)).length, 2, 'a new version touches every app (configVersion), nothing else');
+  const published = new Map([...(state.get('AppInstanceConfig') ?? new Map<string, string>())].map(([k, v]) => [k, JSON.parse(v)]));
+  t.same(planPublish(state, desiredValues(v2, published)), [], 'a new version alone touches no app: work follows the change');
+  const v3 = copy();
+  v3.version = '3';
+  v3.apps![1]!.env = { CHANGED: '1' };
+  const steps = planPublish(state, desiredValues(v3, published));
+  t.same(brief(steps), ['publish AppInstanceConfig/a0c1d2e3-0002-4f00-9000-000000000002'], 'only the changed app');
+  t.equal((steps[0] as { value: { configVersion: string } }).value.configVersion, '3', 'which carries the version that changed it');
 
   const fewer = copy();
   fewer.apps = [fewer.apps![0]!];
