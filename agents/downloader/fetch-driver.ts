@@ -41,6 +41,11 @@ export class Fetcher {
       // Already complete (a config that vanished and came back): nothing to fetch.
       return { sizeBytes: have, datastoreId: req.config.datastoreIds[0] as string, mediaType: req.config.mediaType };
     }
+    // Killed after the last write and before the rename: every byte is here, and a Range from
+    // the end could only get a 416 (and a full download again).
+    const part = this.store.partSize(req.config.digest);
+    const total = req.config.sizeBytes ?? this.store.readSidecar(req.config.digest)?.totalBytes;
+    if (part > 0 && part === total) return this.commitPartial(req.config, part);
     const problems: string[] = [];
     for (const [i, ds] of req.datastores.entries()) {
       if (!ds) {
@@ -62,6 +67,10 @@ export class Fetcher {
     const src = sourceFor(config, ds);
     let offset = this.store.partSize(config.digest);
     const known = config.sizeBytes ?? this.store.readSidecar(config.digest)?.totalBytes;
+    if (known !== undefined && offset > known) {
+      this.store.removePartial(config.digest); // more than the whole: nothing in it to trust
+      offset = 0;
+    }
     if (known !== undefined) await this.checkSpace(known - offset, req.reserveBytes);
     const stall = new StallTimer(req.stallMs, req.signal);
     try {
@@ -70,7 +79,12 @@ export class Fetcher {
       try {
         res = await this.client.request(ds, src.url, { headers, scope: src.scope, signal: stall.signal });
       } catch (err) {
-        if (err instanceof HttpError && err.status === 416) this.store.removePartial(config.digest); // start again next time
+        if (err instanceof HttpError && err.status === 416) {
+          // "bytes */N": the server's size. Ours exactly (and no other size expected): the partial is whole.
+          const m = /^bytes \*\/(\d+)$/.exec(String(err.headers?.['content-range'] ?? ''));
+          if (m && Number(m[1]) === offset && (config.sizeBytes ?? offset) === offset) return await this.commitPartial(config, offset, ds.id);
+          this.store.removePartial(config.digest); // start again next time
+        }
         throw err;
       }
       offset = this.checkRange(res, offset, src.url);
@@ -92,6 +106,20 @@ export class Fetcher {
     } finally {
       stall.clear();
     }
+  }
+
+  /** The partial, already whole, becomes the complete file (synced first: it may predate a crash). */
+  private async commitPartial(config: DownloaderConfig, size: number, datastoreId?: string): Promise<FetchResult> {
+    const info = this.store.readSidecar(config.digest);
+    const fh = await fs.promises.open(this.store.partPath(config.digest), 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    this.store.commit(config.digest);
+    const from = datastoreId ?? (info && config.datastoreIds.includes(info.datastoreId) ? info.datastoreId : config.datastoreIds[0] as string);
+    return { sizeBytes: size, datastoreId: from, mediaType: info?.mediaType ?? config.mediaType };
   }
 
   /** The offset the body starts at: the partial's size on a 206, 0 on a 200 (the server ignored Range). */

@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import type { Datastore } from '../../pubsub/collections/config';
 
 export class HttpError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(message: string, readonly status?: number, readonly headers?: http.IncomingHttpHeaders) {
     super(message);
   }
 }
@@ -43,8 +43,10 @@ export class HttpClient {
         continue;
       }
       if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) return res;
-      const text = await readSmall(res);
-      throw new HttpError(`${opts.method ?? 'GET'} ${url}: HTTP ${res.statusCode}${text ? ': ' + text : ''}`, res.statusCode);
+      // The body only decorates the message, and may not arrive whole: Distribution's 416 declares the
+      // blob's Content-Length, sends 33 bytes and closes ("aborted"). The status must survive that.
+      const text = await readSmall(res, 512, true);
+      throw new HttpError(`${opts.method ?? 'GET'} ${url}: HTTP ${res.statusCode}${text ? ': ' + text : ''}`, res.statusCode, res.headers);
     }
   }
 
@@ -135,12 +137,17 @@ export function parseChallenge(header: string): Record<string, string> {
   return out;
 }
 
-async function readSmall(res: http.IncomingMessage, limit = 512): Promise<string> {
+/** A small body as text; with `partialOk`, what arrived before the connection failed. */
+async function readSmall(res: http.IncomingMessage, limit = 512, partialOk = false): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    if (size < limit) chunks.push(chunk);
-    size += chunk.length;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (size < limit) chunks.push(chunk);
+      size += chunk.length;
+    }
+  } catch (err) {
+    if (!partialOk) throw err;
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit).trim();
 }
