@@ -84,8 +84,8 @@ export async function benchContent(): Promise<string[]> {
     const vr = median(hashSum) / median(hashOurs);
     return [
       `content: 256 MiB from a loopback HTTP server, median of ${ROUNDS} interleaved rounds (both fsync the file)`,
-      `  download: downloader ${mibps(median(ours))}, curl -o ${mibps(median(curl))}: ratio ${dl.toFixed(2)} (target >= ${TARGET}) ${mark(dl >= TARGET)}`,
-      `  verify:   verifier ${mibps(median(hashOurs))}, sha256sum ${mibps(median(hashSum))}: ratio ${vr.toFixed(2)} (target >= ${TARGET}) ${mark(vr >= TARGET)}`,
+      `=> download: downloader ${mibps(median(ours))}, curl -o ${mibps(median(curl))}: ratio ${dl.toFixed(2)} (target >= ${TARGET}) ${mark(dl >= TARGET)}`,
+      `=> verify:   verifier ${mibps(median(hashOurs))}, sha256sum ${mibps(median(hashSum))}: ratio ${vr.toFixed(2)} (target >= ${TARGET}) ${mark(vr >= TARGET)}`,
     ];
   } finally {
     server.stop();
