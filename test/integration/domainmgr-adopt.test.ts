@@ -150,7 +150,7 @@ t.test('a bad image and a busy port are errors with a retry, and the app recover
   const busy = appConfig({ ports: [{ container: 8080, host: port, hostIp: '127.0.0.1' }] });
   zm.publish(busy.appId, busy);
   const portErr = await h.waitFor(DomainStatusCollection, busy.appId, (v) => v?.error !== undefined, 'a port error');
-  t.match(portErr?.error?.error, new RegExp(`start container zedbox-${busy.name}-.* of app ${busy.name}.*address already in use`), 'start fails, naming the container and the cause');
+  t.match(portErr?.error?.error, new RegExp(`start container zedbox-${h.settings.instance}-${busy.name}-.* of app ${busy.name}.*address already in use`), 'start fails, naming the container and the cause');
   t.equal(h.watch(DomainStatusCollection).get(bad.appId)?.state, 'RUNNING', 'one failing app does not disturb another');
   await new Promise<void>((r) => blocker.close(() => r()));
   const ok = await h.waitFor(DomainStatusCollection, busy.appId, running, 'RUNNING once the port is free');
