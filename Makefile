@@ -4,7 +4,7 @@
 NODE_DEPS := node_modules/.zedbox-deps
 TSX := node --import tsx
 
-.PHONY: all deps services build typecheck test bench demo clean
+.PHONY: all deps services build typecheck test bench demo schema clean
 
 all: build
 
@@ -33,6 +33,10 @@ test: build typecheck services
 
 bench: build services
 	$(TSX) bench/main.ts
+
+# docs/device-config.schema.json from the TypeBox declaration (a unit test checks it is current).
+schema: $(NODE_DEPS)
+	$(TSX) scripts/device-config-schema.ts
 
 demo: build services
 	bash scripts/demo.sh
