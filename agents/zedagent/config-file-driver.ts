@@ -48,7 +48,10 @@ export class ConfigFileWatcher {
     private readonly file: string,
     private readonly onChange: () => void,
     private readonly timers: WatchTimers,
-    private readonly opts = { debounceMs: 100, pollMs: 2000 },
+    // Editors and tools write a whole file in one go or rename one over it: 25 ms of quiet (with the
+    // file's stat unchanged across it) is enough, and every millisecond here delays a deployment.
+    // A writer that pauses longer mid-file gets its half-file refused, then the whole one applied.
+    private readonly opts = { debounceMs: 25, pollMs: 2000 },
   ) {}
 
   start(): void {
@@ -86,9 +89,12 @@ export class ConfigFileWatcher {
 
   private trigger(): void {
     if (this.pending) clearTimeout(this.pending);
+    const seen = this.statKey();
     this.pending = this.timers.setTimeout(() => {
       this.pending = undefined;
-      this.lastStat = this.statKey();
+      const now = this.statKey();
+      if (now !== seen) return this.trigger(); // still being written
+      this.lastStat = now;
       this.onChange();
     }, this.opts.debounceMs);
   }
