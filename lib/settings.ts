@@ -6,6 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Dirs } from './dirs';
 
+/** It names Docker objects (image repositories are lowercase), so keep to what every name allows. */
+const INSTANCE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
 export interface AgentSettings {
   /** The local device config (--config FILE); default <config dir>/device-config.json. */
   readonly configFile: string;
@@ -29,8 +32,21 @@ export function resolveSettings(dirs: Dirs, flags: SettingsFlags = {}, env: Node
   return {
     configFile: path.resolve(flags.config ?? env.ZEDBOX_CONFIG_FILE ?? path.join(dirs.config, 'device-config.json')),
     dockerSocket: flags.dockerSocket ?? dockerHost ?? '/var/run/docker.sock',
-    instance: env.ZEDBOX_INSTANCE || instanceOf(dirs.persist),
+    instance: instanceFrom(env.ZEDBOX_INSTANCE, dirs.persist),
   };
+}
+
+function instanceFrom(given: string | undefined, persistDir: string): string {
+  if (!given) return instanceOf(persistDir);
+  if (!INSTANCE.test(given)) {
+    throw new InvalidSettingError(`ZEDBOX_INSTANCE "${given}" must be 1 to 32 lowercase letters, digits or dashes, starting with a letter or digit`);
+  }
+  return given;
+}
+
+/** A setting that cannot work; the entry reports it as a usage error. */
+export class InvalidSettingError extends Error {
+  override name = 'InvalidSettingError';
 }
 
 /** A short stable name for the persist directory: the device's identity on a shared engine. */

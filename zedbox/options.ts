@@ -1,6 +1,6 @@
 // The supervisor's command-line options (agents run alone or all together).
-import { dirsFrom, numberOption, parseCli, str, type Values } from '../lib/cli';
-import { resolveSettings, type AgentSettings } from '../lib/settings';
+import { UsageError, dirsFrom, numberOption, parseCli, str, type Values } from '../lib/cli';
+import { InvalidSettingError, resolveSettings, type AgentSettings } from '../lib/settings';
 import { DEFAULT_POLICY, type SupervisorPolicy } from './supervisor';
 
 const D = DEFAULT_POLICY;
@@ -58,5 +58,9 @@ export function policyFrom(v: Values): Partial<SupervisorPolicy> {
 }
 
 export function settingsFrom(v: Values): AgentSettings {
-  return resolveSettings(dirsFrom(v), { config: str(v.config), dockerSocket: str(v['docker-socket']) });
+  try {
+    return resolveSettings(dirsFrom(v), { config: str(v.config), dockerSocket: str(v['docker-socket']) });
+  } catch (err) {
+    throw err instanceof InvalidSettingError ? new UsageError(err.message) : err;
+  }
 }

@@ -55,6 +55,9 @@ t.test('version, and usage errors exit 2 with a hint', async (t) => {
   const only = await run(ZEDBOX, ['all', '--only', 'nope']);
   t.equal(only.code, 2);
   t.match(only.err, 'no agent named "nope"');
+  const instance = await run(ZEDBOX, ['all', '--run-dir', '/nonexistent/run'], { ZEDBOX_INSTANCE: 'Not/A Name' });
+  t.equal(instance.code, 2, 'an instance name Docker cannot use is a usage error');
+  t.match(instance.err, 'ZEDBOX_INSTANCE "Not/A Name" must be');
 });
 
 t.test('dist/ runs on its own, without node_modules', async (t) => {
