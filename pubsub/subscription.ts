@@ -97,7 +97,12 @@ export class Subscription<S extends TSchema = TSchema> {
   deliver(events: MirrorEvent[]): void {
     if (this.closed || events.length === 0) return;
     for (const e of events) this.queue.push(e);
-    if (!this.running) void this.drain();
+    if (this.running) return;
+    // Never call a handler from inside subscribe() or deliver(): a subscriber that already holds
+    // state (another agent of this process subscribed first) would otherwise run handlers before
+    // the agent has finished wiring itself up.
+    this.running = true;
+    queueMicrotask(() => void this.drain());
   }
 
   close(): void {
@@ -108,7 +113,6 @@ export class Subscription<S extends TSchema = TSchema> {
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     for (let e = this.queue.shift(); e && !this.closed; e = this.queue.shift()) {
       try {
         await this.runInContext(() => this.call(e));

@@ -132,7 +132,9 @@ export class VolumeManager {
   schedule(): void {
     if (this.ctx.signal.aborted) return;
     this.dirty = true;
-    if (this.running) return;
+    // A subscription can deliver the state it already holds while the constructor is still
+    // subscribing; run() schedules once everything is in place.
+    if (this.running || this.subs === undefined) return;
     this.running = true;
     this.idle = this.loop().then(
       // A trigger that came after the loop's last check of dirty, but before this
