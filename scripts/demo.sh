@@ -56,9 +56,9 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 echo
-for port in 18081 18082; do
-  echo "== curl http://127.0.0.1:$port/"
-  curl -sS --retry 10 --retry-connrefused --retry-delay 1 "http://127.0.0.1:$port/" || true
+for url in http://127.0.0.1:18081/ http://127.0.0.1:18082/boots.txt; do
+  echo "== curl $url"
+  curl -sS --retry 10 --retry-connrefused --retry-delay 1 "$url" || true
 done
 echo
 echo "== what zedbox made in Docker"
