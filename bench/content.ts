@@ -1,5 +1,5 @@
 // Content pipeline throughput: the downloader's fetch path (HTTP client, Range
-// logic, stall timer, hashing while writing, fsync, rename) against `curl -o`
+// logic, stall timer, batched writes, fsync, rename) against `curl -o`
 // of the same 256 MiB file from the same loopback server, and the verifier's
 // hashing against `sha256sum`, each beside its baseline in the same run.
 // Run alone: npx tsx bench/content.ts
@@ -16,7 +16,7 @@ import { hashFile } from '../agents/verifier/store-driver';
 import { HttpDatastore } from '../test/fixtures/http-datastore';
 
 const SIZE = 256 << 20;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const TARGET = 0.9;
 // Asynchronous: the server curl reads from runs in this process.
 const run = promisify(execFile);
@@ -55,12 +55,15 @@ export async function benchContent(): Promise<string[]> {
     const curl: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       // curl writes and we fsync it too, as the downloader does before it calls a file complete.
+      // Each timing starts with no dirty pages left by the one before (they would be flushed inside it).
+      await run('sync', []);
       let t0 = performance.now();
       await run('curl', ['-sS', '-o', curlOut, `${server.url}/big.bin`]);
       fsyncFile(curlOut);
       curl.push((performance.now() - t0) / 1000);
       fs.rmSync(curlOut);
       store.removeAll(digest);
+      await run('sync', []);
       t0 = performance.now();
       await fetcher.fetch({
         config: { digest, kind: 'http', datastoreIds: [ds.id], name: 'big.bin', sizeBytes: SIZE, refCount: 1, retry: 0 },
