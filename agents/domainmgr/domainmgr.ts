@@ -2,6 +2,7 @@
 // publish) run whenever a config, a Docker event or a due time asks for one.
 import type Docker from 'dockerode';
 import { backoffDelay, sleep } from '../../lib/backoff';
+import { CoalescedRunner } from '../../lib/coalesced-runner';
 import { RateLimitedLog } from '../../lib/log';
 import { configItem } from '../../pubsub/collections/config-items';
 import type { DomainConfig, DomainMetricSchema, DomainStatus, DomainStatusSchema } from '../../pubsub/collections/apps';
@@ -52,8 +53,7 @@ export class DomainManager {
   private readonly deferred = new Map<string, number>();
   private readonly rlog: RateLimitedLog;
   private readonly metrics: MetricsSampler;
-  private dirty = false;
-  private running: Promise<void> | undefined;
+  private readonly runner: CoalescedRunner;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeTime: number | undefined;
   private observeFailures = 0;
@@ -69,6 +69,15 @@ export class DomainManager {
   ) {
     this.driver = new ContainerDriver(docker, ctx.settings.instance);
     this.rlog = new RateLimitedLog(ctx.log);
+    this.runner = new CoalescedRunner(() => this.pass(), {
+      signal: ctx.signal,
+      // A bug in one pass must not stop the loop (nor crash every app's agent): log, try again later.
+      onError: (err) => {
+        ctx.log.error('domainmgr pass failed', { err: (err as Error).stack ?? String(err) });
+        this.wakeAt(Date.now() + 5000);
+        return 'continue';
+      },
+    });
     this.metrics = new MetricsSampler(ctx, this.driver, metricPub, () => this.runningApps());
     ctx.setInterval(() => this.trigger(), RESYNC_MS);
   }
@@ -85,31 +94,12 @@ export class DomainManager {
 
   /** Asks for a pass; passes never overlap, and requests made during one coalesce into the next. */
   trigger(): void {
-    if (this.ctx.signal.aborted) return;
-    this.dirty = true;
-    if (!this.running) this.running = this.drain();
+    this.runner.trigger();
   }
 
   /** Resolves when no pass is running (or after maxMs). */
   async idle(maxMs: number): Promise<void> {
-    if (this.running) await Promise.race([this.running, sleep(maxMs)]);
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.dirty && !this.ctx.signal.aborted) {
-        this.dirty = false;
-        try {
-          await this.pass();
-        } catch (err) {
-          // A bug in one pass must not stop the loop (nor crash every app's agent): log, try again later.
-          this.ctx.log.error('domainmgr pass failed', { err: (err as Error).stack ?? String(err) });
-          this.wakeAt(Date.now() + 5000);
-        }
-      }
-    } finally {
-      this.running = undefined;
-    }
+    await Promise.race([this.runner.idle(), sleep(maxMs)]);
   }
 
   /** Observe, plan, publish, execute. The first pass adopts what runs; DomainStatus is then signalled restarted. */
@@ -137,7 +127,7 @@ export class DomainManager {
     });
     this.publishStatuses(configs, containers, p.steps, now, limits);
     // Something changed: observe the result and publish it. Failures wait for their retry time.
-    if (p.steps.length && (await this.execute(p.steps)) > 0) this.dirty = true;
+    if (p.steps.length && (await this.execute(p.steps)) > 0) this.runner.trigger();
     if (p.wakeAt !== undefined) this.wakeAt(p.wakeAt);
     if (!this.inputs.mayRemove(now)) this.wakeAt(now + 1000);
     this.metrics.schedule(configItem(this.inputs.items(), 'timer.metric.interval') * 1000);

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import type Docker from 'dockerode';
 import type { AgentContext } from '../agent';
+import { CoalescedRunner } from '../../lib/coalesced-runner';
 import { contentStore } from '../../lib/content-store';
 import { dockerClient } from '../../lib/docker';
 import {
@@ -35,10 +36,8 @@ export class VolumeManager {
   private readonly volumesDir: string;
   private readonly docker: Docker;
   private gateOpen = false;
-  private running = false;
-  private dirty = false;
-  private idle: Promise<void> = Promise.resolve();
   private crash: (err: unknown) => void = () => undefined;
+  private readonly runner: CoalescedRunner;
   /** An image still used by a container is usually freed within seconds (domainmgr removing it): retry soon, backing off to the GC period. */
   private blockedRetry?: NodeJS.Timeout;
   private blockedDelayMs = BLOCKED_RETRY_MIN_MS;
@@ -47,6 +46,8 @@ export class VolumeManager {
   private readonly subs;
 
   constructor(private readonly ctx: AgentContext) {
+    // A bug in a pass rejects run(), which the supervisor treats as a crash.
+    this.runner = new CoalescedRunner(() => this.pass(), { signal: ctx.signal, onError: (err) => { this.crash(err); return 'stop'; } });
     this.volumesDir = contentStore(ctx.dirs.persist).volumes;
     this.docker = dockerClient(ctx.settings);
     this.pubs = {
@@ -97,7 +98,7 @@ export class VolumeManager {
       this.scheduleGc();
       this.schedule();
     });
-    await this.idle.catch(() => undefined);
+    await this.runner.idle();
   }
 
   private scheduleGc(): void {
@@ -128,32 +129,18 @@ export class VolumeManager {
     }
   }
 
-  /** Coalesces triggers into single-flight runs. */
+  /** Asks for a pass; passes never overlap and triggers during one coalesce into the next. */
   schedule(): void {
-    if (this.ctx.signal.aborted) return;
-    this.dirty = true;
-    // A subscription can deliver the state it already holds while the constructor is still
-    // subscribing; run() schedules once everything is in place.
-    if (this.running || this.subs === undefined) return;
-    this.running = true;
-    this.idle = this.loop().then(
-      // A trigger that came after the loop's last check of dirty, but before this
-      // callback, would otherwise wait for the next GC tick.
-      () => { this.running = false; if (this.dirty) this.schedule(); },
-      (err: unknown) => { this.running = false; this.crash(err); },
-    );
+    this.runner.trigger();
   }
 
-  private async loop(): Promise<void> {
-    while (this.dirty && !this.ctx.signal.aborted) {
-      this.dirty = false;
-      if (!this.gateOpen) {
-        if (!this.gateReady()) return;
-        await this.openGate();
-      }
-      await this.runPasses();
-      this.retryBlockedSoon();
+  private async pass(): Promise<void> {
+    if (!this.gateOpen) {
+      if (!this.gateReady()) return;
+      await this.openGate();
     }
+    await this.runPasses();
+    this.retryBlockedSoon();
   }
 
   private retryBlockedSoon(): void {
