@@ -1,38 +1,13 @@
 // The downloader against a real loopback HTTP server: a plain download, a cut
 // connection resumed with Range, an unreachable datastore that comes back, a
 // retry bump, refCount 0, and a restart in the middle of a download.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import t, { type Test } from 'tap';
-import { downloader } from '../../agents/downloader/main';
+import t from 'tap';
 import { contentStore } from '../../lib/content-store';
-import {
-  ConfigItemValueMapCollection, DatastoreConfigCollection, DownloaderConfigCollection, DownloaderStatusCollection,
-  defaultConfigItems, type DownloaderConfig,
-} from '../../pubsub/collections';
+import { DownloaderStatusCollection } from '../../pubsub/collections';
 import { HttpDatastore } from '../fixtures/http-datastore';
-import { startAgents, type Harness } from '../lib/agent-harness';
-
-const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-
-async function setup(t: Test, server: HttpDatastore, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {
-  const h = await startAgents([downloader], { dirs: opts.dirs });
-  t.teardown(() => h.stop());
-  const pub = h.publisher;
-  const dsId = randomUUID();
-  const ds = await pub(DatastoreConfigCollection);
-  ds.publish(dsId, { id: dsId, type: 'http', url: server.url });
-  const items = await pub(ConfigItemValueMapCollection);
-  items.publish('global', { items: { ...defaultConfigItems(), ...opts.items } });
-  const configs = await pub(DownloaderConfigCollection);
-  const want = (name: string, body: Buffer, extra: Partial<DownloaderConfig> = {}): string => {
-    const digest = sha(body);
-    configs.publish(digest, { digest, kind: 'http', datastoreIds: [dsId], name, sizeBytes: body.length, refCount: 1, retry: 0, ...extra });
-    return digest;
-  };
-  return { h, dsId, ds, configs, want };
-}
+import { setup, sha } from '../lib/downloader-setup';
 
 t.test('downloads a file over HTTP into the pending store', async (t) => {
   const server = new HttpDatastore();

@@ -2,7 +2,6 @@
 // manifest and its blobs (and verify them), and the same through a registry with
 // token auth (a second docker-registry whose realm is a token server in this
 // process, tokens RS256-signed with a certificate made here with openssl).
-import type { TSchema } from '@sinclair/typebox';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes, randomUUID, sign, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -14,25 +13,14 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { downloader } from '../../agents/downloader/main';
 import { verifier } from '../../agents/verifier/main';
-import type { CollectionSpec } from '../../pubsub/catalog';
 import {
   DatastoreConfigCollection, DownloaderConfigCollection, DownloaderStatusCollection, ResolveConfigCollection, ResolveStatusCollection,
   VerifyImageConfigCollection, VerifyImageStatusCollection, resolveKey, type Datastore,
 } from '../../pubsub/collections';
-import type { Publication } from '../../pubsub/publication';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
 
 t.setTimeout(60_000);
-
-function peers(h: Harness) {
-  const eps = new Map<string, ReturnType<Harness['bus']['endpoint']>>();
-  return async <S extends TSchema>(c: CollectionSpec<S>): Promise<Publication<S>> => {
-    let ep = eps.get(c.owner);
-    if (!ep) eps.set(c.owner, (ep = h.bus.endpoint(c.owner)));
-    return (await ep).publication(c);
-  };
-}
 
 interface Manifest { mediaType?: string; config: { digest: string; size: number }; layers: Array<{ digest: string; size: number; mediaType: string }> }
 

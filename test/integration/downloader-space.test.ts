@@ -1,49 +1,16 @@
 // Free space and queueing: a reserve larger than the free space, a download
 // larger than a small tmpfs (known size: refused before writing; unknown size:
 // ENOSPC mid-download keeps the partial), and download.max.concurrent.
-import type { TSchema } from '@sinclair/typebox';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
-import { downloader } from '../../agents/downloader/main';
 import { contentStore } from '../../lib/content-store';
-import type { CollectionSpec } from '../../pubsub/catalog';
-import {
-  ConfigItemValueMapCollection, DatastoreConfigCollection, DownloaderConfigCollection, DownloaderStatusCollection,
-  defaultConfigItems, type DownloaderConfig,
-} from '../../pubsub/collections';
-import type { Publication } from '../../pubsub/publication';
+import { DownloaderStatusCollection } from '../../pubsub/collections';
 import { HttpDatastore } from '../fixtures/http-datastore';
-import { freshDirs, startAgents, type Harness } from '../lib/agent-harness';
-
-const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
-
-function peers(h: Harness) {
-  const eps = new Map<string, ReturnType<Harness['bus']['endpoint']>>();
-  return async <S extends TSchema>(c: CollectionSpec<S>): Promise<Publication<S>> => {
-    let ep = eps.get(c.owner);
-    if (!ep) eps.set(c.owner, (ep = h.bus.endpoint(c.owner)));
-    return (await ep).publication(c);
-  };
-}
-
-async function setup(t: Test, server: HttpDatastore, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {
-  const h = await startAgents([downloader], { dirs: opts.dirs });
-  t.teardown(() => h.stop());
-  const pub = h.publisher;
-  const dsId = randomUUID();
-  (await pub(DatastoreConfigCollection)).publish(dsId, { id: dsId, type: 'http', url: server.url });
-  (await pub(ConfigItemValueMapCollection)).publish('global', { items: { ...defaultConfigItems(), ...opts.items } });
-  const configs = await pub(DownloaderConfigCollection);
-  const want = (name: string, body: Buffer, extra: Partial<DownloaderConfig> = {}): string => {
-    const digest = sha(body);
-    configs.publish(digest, { digest, kind: 'http', datastoreIds: [dsId], name, sizeBytes: body.length, refCount: 1, retry: 0, ...extra });
-    return digest;
-  };
-  return { h, want };
-}
+import { freshDirs, type Harness } from '../lib/agent-harness';
+import { setup } from '../lib/downloader-setup';
 
 async function serve(t: Test, files: Record<string, Buffer>) {
   const server = new HttpDatastore();

@@ -12,7 +12,6 @@ const parse = (c: unknown) => parseDeviceConfig(JSON.stringify(c, null, 2));
 const paths = (c: unknown) => parse(c).errors.map((e) => `${e.path}: ${e.message}`);
 
 const DS = '5d0767ee-0547-4569-b530-387e526f8cb9';
-const TREE = 'c1a3e5f0-7a7b-4c4e-9a52-2f6e0d1b9a01';
 const NEW_ID = '99999999-9999-4999-8999-999999999999';
 
 t.test('the documented example is accepted', async (t) => {
