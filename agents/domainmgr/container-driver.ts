@@ -1,6 +1,7 @@
 // The engine side of domainmgr: observe owned containers and networks, and the
 // idempotent effects the planner's steps need. 404/304 from Docker mean done.
 import type Docker from 'dockerode';
+import type { MaybeSealedString } from '../../api/secrets';
 import { isDockerNoop, LABEL_APP, LABEL_INSTANCE, LABEL_SPEC } from '../../lib/docker';
 import type { NetworkInstance } from '../../pubsub/collections/config';
 import type { DomainConfig } from '../../pubsub/collections/apps';
@@ -10,7 +11,11 @@ import type { ObservedContainer } from './records';
 import type { DockerStats } from './status';
 
 export class ContainerDriver {
-  constructor(private readonly docker: Docker, private readonly instance: string) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly instance: string,
+    private readonly openSecret: (v: MaybeSealedString) => string,
+  ) {}
 
   private get instanceFilter(): string[] {
     return [`${LABEL_INSTANCE}=${this.instance}`];
@@ -80,7 +85,7 @@ export class ContainerDriver {
 
   /** Creates the container (networks must exist); connects it to the networks after the first. */
   async create(cfg: DomainConfig, networks: string[]): Promise<string> {
-    const c = await this.docker.createContainer(createOptions(cfg, this.instance, networks));
+    const c = await this.docker.createContainer(createOptions(cfg, this.instance, networks, this.openSecret));
     for (const n of networks.slice(1)) await this.docker.getNetwork(n).connect({ Container: c.id });
     return c.id;
   }

@@ -4,6 +4,7 @@ import type Docker from 'dockerode';
 import { LABEL_APP, LABEL_INSTANCE, LABEL_OWNED, LABEL_SPEC } from '../../lib/docker';
 import type { NetworkInstance } from '../../pubsub/collections/config';
 import type { DomainConfig } from '../../pubsub/collections/apps';
+import type { MaybeSealedString } from '../../api/secrets';
 
 /** Marks a Docker network as the bridge of one network instance (its id). */
 export const LABEL_NETWORK = 'org.zedbox.network';
@@ -34,7 +35,10 @@ export function appNetworks(cfg: DomainConfig, instance: string, nis: ReadonlyMa
 }
 
 /** Create options; the first network is the container's NetworkMode, the others are connected after create. */
-export function createOptions(cfg: DomainConfig, instance: string, networks: string[]): Docker.ContainerCreateOptions {
+/** openSecret opens env values sealed to the device: the clear text goes only to the engine. */
+export function createOptions(
+  cfg: DomainConfig, instance: string, networks: string[], openSecret: (v: MaybeSealedString) => string,
+): Docker.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp?: string; HostPort: string }>> = {};
   for (const p of cfg.ports) {
@@ -47,7 +51,7 @@ export function createOptions(cfg: DomainConfig, instance: string, networks: str
     Image: cfg.imageRef,
     ...(cfg.entrypoint ? { Entrypoint: [...cfg.entrypoint] } : {}),
     ...(cfg.command ? { Cmd: [...cfg.command] } : {}),
-    Env: Object.entries(cfg.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries(cfg.env).map(([k, v]) => `${k}=${openEnv(k, v, openSecret)}`),
     Labels: { ...ownedLabels(instance), [LABEL_APP]: cfg.appId, [LABEL_SPEC]: cfg.specHash },
     ExposedPorts: exposed,
     HostConfig: {
@@ -62,4 +66,12 @@ export function createOptions(cfg: DomainConfig, instance: string, networks: str
       NetworkMode: networks[0] ?? 'bridge',
     },
   };
+}
+
+function openEnv(name: string, value: MaybeSealedString, open: (v: MaybeSealedString) => string): string {
+  try {
+    return open(value);
+  } catch (err) {
+    throw new Error(`env ${name}: ${(err as Error).message}`);
+  }
 }

@@ -15,6 +15,7 @@ import { plan, type Step, type StepKind } from './plan';
 import { exitKeyOf, noteCrash, noteFailure, syncRecord, type AppRecord, type Limits, type ObservedContainer } from './records';
 import { domainStatus } from './status';
 import { MetricsSampler } from './metrics-driver';
+import { secretOpener } from '../../lib/device-identity';
 
 /** How long a failed removal waits before it is tried again. */
 const DEFERRED_RETRY_MS = 5000;
@@ -67,7 +68,7 @@ export class DomainManager {
     private readonly statusPub: Publication<typeof DomainStatusSchema>,
     metricPub: Publication<typeof DomainMetricSchema>,
   ) {
-    this.driver = new ContainerDriver(docker, ctx.settings.instance);
+    this.driver = new ContainerDriver(docker, ctx.settings.instance, secretOpener(ctx.dirs));
     this.rlog = new RateLimitedLog(ctx.log);
     this.runner = new CoalescedRunner(() => this.pass(), {
       signal: ctx.signal,

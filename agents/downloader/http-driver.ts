@@ -4,6 +4,7 @@
 // datastore and scope until they expire), and per-datastore CA certificates.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type { MaybeSealedString } from '../../api/secrets';
 import type { Datastore } from '../../pubsub/collections/config';
 
 export class HttpError extends Error {
@@ -30,6 +31,9 @@ const MAX_REDIRECTS = 5;
 export class HttpClient {
   private readonly tokens = new Map<string, CachedToken>();
   private readonly agents = new Map<string, https.Agent>();
+
+  /** openSecret opens a password sealed to the device, at the moment it is sent. */
+  constructor(private readonly openSecret: (v: MaybeSealedString) => string = plainOnly) {}
 
   /** A response with a 2xx status (body unread), or throws HttpError naming the URL and status. */
   async request(ds: Datastore, url: string, opts: RequestOptions = {}): Promise<http.IncomingMessage> {
@@ -60,7 +64,7 @@ export class HttpClient {
     const scheme = challenge.split(' ')[0]?.toLowerCase();
     if (scheme === 'basic') {
       if (ds.username === undefined) throw new HttpError(`datastore ${ds.id} asks for credentials (Basic) and has none`, 401);
-      return basic(ds);
+      return basic(ds, this.openSecret);
     }
     if (scheme !== 'bearer') throw new HttpError(`datastore ${ds.id}: unsupported auth challenge "${challenge}"`, 401);
     const params = parseChallenge(challenge);
@@ -69,7 +73,7 @@ export class HttpClient {
     if (params.service) tokenUrl.searchParams.set('service', params.service);
     const scope = params.scope ?? opts.scope;
     if (scope) tokenUrl.searchParams.set('scope', scope);
-    const headers: Record<string, string> = ds.username !== undefined ? { Authorization: basic(ds) } : {};
+    const headers: Record<string, string> = ds.username !== undefined ? { Authorization: basic(ds, this.openSecret) } : {};
     const res = await this.follow(ds, tokenUrl.toString(), headers, { signal: opts.signal });
     const body = await readSmall(res, 64 * 1024);
     if (res.statusCode !== 200) throw new HttpError(`token from ${params.realm}: HTTP ${res.statusCode}: ${body}`, res.statusCode);
@@ -121,8 +125,19 @@ export class HttpClient {
   }
 }
 
-function basic(ds: Datastore): string {
-  return 'Basic ' + Buffer.from(`${ds.username ?? ''}:${ds.password ?? ''}`).toString('base64');
+function basic(ds: Datastore, open: (v: MaybeSealedString) => string): string {
+  let password = '';
+  try {
+    password = ds.password === undefined ? '' : open(ds.password);
+  } catch (err) {
+    throw new HttpError(`datastore ${ds.id}: its password cannot be used: ${(err as Error).message}`);
+  }
+  return 'Basic ' + Buffer.from(`${ds.username ?? ''}:${password}`).toString('base64');
+}
+
+function plainOnly(v: MaybeSealedString): string {
+  if (typeof v === 'string') return v;
+  throw new Error('sealed secrets need the device keys');
 }
 
 function withoutAuth(headers: Record<string, string>): Record<string, string> {

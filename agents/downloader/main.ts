@@ -12,6 +12,7 @@ import { Fetcher } from './fetch-driver';
 import { HttpClient } from './http-driver';
 import { Resolver } from './resolver';
 import { PendingStore } from './store-driver';
+import { secretOpener } from '../../lib/device-identity';
 
 export const downloader: AgentSpec = {
   name: 'downloader',
@@ -24,7 +25,7 @@ Publishes DownloaderStatus and ResolveStatus. Files: <persist>/vault/downloader/
 Config items: download.max.concurrent, timer.download.retry, timer.download.stalled, storage.reserve.mib.`,
   run: async (ctx) => {
     const store = new PendingStore(contentStore(ctx.dirs.persist).pending);
-    const client = new HttpClient();
+    const client = new HttpClient(secretOpener(ctx.dirs));
     const statusPub = ctx.publish(DownloaderStatusCollection);
     const resolvePub = ctx.publish(ResolveStatusCollection);
 

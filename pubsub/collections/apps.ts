@@ -1,6 +1,7 @@
 // App instances: zedmanager's state machine output, and what it asks domainmgr
 // to run (EVE's AppInstanceStatus, DomainConfig, DomainStatus).
 import { Type, type Static } from '@sinclair/typebox';
+import { MaybeSealedString } from '../../api/secrets';
 import { defineCollection } from '../catalog';
 import { Counter, ErrorInfoSchema, SwStateSchema, Time, Uuid } from './common';
 import { PortMapSchema } from './config';
@@ -22,7 +23,8 @@ export const DomainConfigSchema = Type.Object(
     imageRef: Type.String({ minLength: 1 }),
     entrypoint: Type.Optional(Type.Array(Type.String())),
     command: Type.Optional(Type.Array(Type.String())),
-    env: Type.Record(Type.String(), Type.String()),
+    /** Sealed values stay sealed until domainmgr creates the container. */
+    env: Type.Record(Type.String(), MaybeSealedString),
     ports: Type.Array(PortMapSchema),
     memoryMiB: Type.Integer({ minimum: 4 }),
     cpus: Type.Number({ exclusiveMinimum: 0 }),

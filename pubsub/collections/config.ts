@@ -4,6 +4,7 @@
 // docs/device-config.md explains every field.
 import { Type, type Static } from '@sinclair/typebox';
 import { defineCollection } from '../catalog';
+import { MaybeSealedString } from '../../api/secrets';
 import { Counter, Digest, ErrorInfoSchema, Time, Uuid } from './common';
 
 const strict = { additionalProperties: false } as const;
@@ -16,8 +17,8 @@ export const DatastoreSchema = Type.Object(
     /** http(s)://host[:port][/base] for every type (a registry over plain HTTP says http://). */
     url: Type.String({ pattern: '^https?://[^\\s]+$' }),
     username: Type.Optional(Type.String()),
-    /** Registry or HTTP basic password; issue 4 carries it encrypted to the device. */
-    password: Type.Optional(Type.String()),
+    /** Registry or HTTP basic password: clear text in a local file, sealed to the device from a controller. */
+    password: Type.Optional(MaybeSealedString),
     /** Extra CA certificates (PEM) to trust for this datastore. */
     caPem: Type.Optional(Type.String()),
   },
@@ -114,7 +115,8 @@ export const AppSchema = Type.Object(
     /** Overrides the image's entrypoint and command. */
     entrypoint: Type.Optional(Type.Array(Type.String())),
     command: Type.Optional(Type.Array(Type.String())),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
+    /** Values are clear text or sealed to the device (opened only when the container is created). */
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), MaybeSealedString)),
     ports: Type.Optional(Type.Array(PortMapSchema)),
     networkInstanceIds: Type.Optional(Type.Array(Uuid)),
     /** Restart once each time it changes; the first value seen is only a baseline. */

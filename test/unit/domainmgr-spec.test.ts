@@ -5,6 +5,8 @@ import { appNetworks, containerName, createOptions } from '../../agents/domainmg
 import type { AppRecord, Limits, ObservedContainer } from '../../agents/domainmgr/records';
 import { domainStatus, metricFromStats } from '../../agents/domainmgr/status';
 import type { DomainConfig } from '../../pubsub/collections/apps';
+import { newBoxKeyPair } from '../../api/keys';
+import { openSecret, sealSecret, type MaybeSealedString } from '../../api/secrets';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const N = 'nnnnnnnn-0000-4000-8000-000000000009'.replace(/n/g, 'c');
@@ -16,7 +18,7 @@ const cfg: DomainConfig = {
 };
 
 t.test('create options carry every part of the config', async (t) => {
-  const o = createOptions(cfg, 'inst1', []);
+  const o = createOptions(cfg, 'inst1', [], plain);
   t.equal(o.name, 'zedbox-inst1-web-aaaaaaaa', 'the name carries the instance, the app name and its id');
   t.equal(containerName('inst1', cfg), o.name);
   t.same(o.Entrypoint, ['/bin/sh']);
@@ -31,8 +33,8 @@ t.test('create options carry every part of the config', async (t) => {
   t.equal(o.HostConfig?.Init, true);
   t.same(o.HostConfig?.RestartPolicy, { Name: 'no' });
   t.equal(o.HostConfig?.NetworkMode, 'bridge', 'no network instance: the default bridge');
-  t.equal(createOptions(cfg, 'inst1', ['zedbox-inst1-lan']).HostConfig?.NetworkMode, 'zedbox-inst1-lan');
-  const noCmd = createOptions({ ...cfg, entrypoint: undefined, command: undefined }, 'i', []);
+  t.equal(createOptions(cfg, 'inst1', ['zedbox-inst1-lan'], plain).HostConfig?.NetworkMode, 'zedbox-inst1-lan');
+  const noCmd = createOptions({ ...cfg, entrypoint: undefined, command: undefined }, 'i', [], plain);
   t.notOk('Entrypoint' in noCmd || 'Cmd' in noCmd, "the image's own entrypoint and command are kept when none is given");
 });
 
@@ -97,4 +99,21 @@ t.test("Docker's since keeps the nanoseconds of an exit time", async (t) => {
   t.equal(dockerSince('2026-11-22T23:26:39Z'), '1795389999.000000000');
   t.equal(dockerSince('0001-01-01T00:00:00Z'), undefined, 'never exited: no since');
   t.equal(dockerSince('garbage'), undefined);
+});
+
+function plain(v: MaybeSealedString): string {
+  if (typeof v !== 'string') throw new Error('no keys in this test');
+  return v;
+}
+
+t.test('a sealed env value is opened for the engine and only there', async (t) => {
+  const device = newBoxKeyPair();
+  const sealed = sealSecret('s3cret-value', device.publicKey, new Uint8Array(32).fill(7));
+  const withSecret: DomainConfig = { ...cfg, env: { TOKEN: sealed } };
+  const o = createOptions(withSecret, 'inst1', [], (v) => openSecret(v, device.secretKey));
+  t.same(o.Env, ['TOKEN=s3cret-value'], 'the container gets the clear value');
+  t.notMatch(JSON.stringify(withSecret), /s3cret-value/, 'the DomainConfig itself carries only the sealed box');
+  const other = newBoxKeyPair();
+  t.throws(() => createOptions(withSecret, 'inst1', [], (v) => openSecret(v, other.secretKey)), /env TOKEN: sealed secret does not open/,
+    'a value sealed to another device fails with the variable named');
 });

@@ -1,0 +1,128 @@
+// The device's identity on disk: its key pairs (made once, on first boot), the
+// provisioning it was given (which controller, its serial and onboarding
+// token), and what onboarding returned (its UUID and broker account, with the
+// password still sealed). Private material is mode 0600 in a 0700 directory.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { newBoxKeyPair, newSignKeyPair, type BoxKeyPair, type SignKeyPair } from '../api/keys';
+import { MaybeSealedString, SealedSchema, openSecret } from '../api/secrets';
+import { SERIAL_PATTERN } from '../api/topics';
+import { writeFileAtomicSync } from './atomic-file';
+import type { Dirs } from './dirs';
+
+const Key32 = Type.String({ minLength: 44, maxLength: 44 });
+const strict = { additionalProperties: false } as const;
+
+export const DeviceKeysSchema = Type.Object(
+  {
+    sign: Type.Object({ publicKey: Key32, seed: Key32 }, strict),
+    box: Type.Object({ publicKey: Key32, secretKey: Key32 }, strict),
+    createdAt: Type.String(),
+  },
+  strict,
+);
+export interface DeviceKeys { sign: SignKeyPair; box: BoxKeyPair; createdAt: string }
+
+/** What `zedctl device add` writes for a device: where the controller is, and how to ask to join. */
+export const ProvisioningSchema = Type.Object(
+  {
+    broker: Type.Object({ url: Type.String({ pattern: '^mqtts?://' }), caPem: Type.Optional(Type.String()) }, strict),
+    onboarding: Type.Object({ username: Type.String({ minLength: 1 }), password: Type.String({ minLength: 1 }) }, strict),
+    serial: Type.String({ pattern: SERIAL_PATTERN }),
+    token: Type.String({ minLength: 8 }),
+    /** base64 ed25519 key that signs every config and onboarding reply. */
+    controllerPublicKey: Key32,
+  },
+  strict,
+);
+export type Provisioning = Static<typeof ProvisioningSchema>;
+
+export const OnboardedSchema = Type.Object(
+  {
+    serial: Type.String(),
+    deviceId: Type.String(),
+    broker: Type.Object({ username: Type.String(), password: SealedSchema }, strict),
+    onboardedAt: Type.String(),
+  },
+  strict,
+);
+export type Onboarded = Static<typeof OnboardedSchema>;
+
+export const identityPaths = (dirs: Dirs) => ({
+  keys: path.join(dirs.persist, 'certs', 'device-keys.json'),
+  onboarded: path.join(dirs.persist, 'status', 'onboarding.json'),
+  uuid: path.join(dirs.persist, 'status', 'uuid'),
+  provisioning: path.join(dirs.config, 'controller.json'),
+});
+
+export class IdentityError extends Error {
+  override name = 'IdentityError';
+}
+
+function readJson<T>(file: string, schema: Parameters<typeof Value.Check>[0], what: string): T | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new IdentityError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new IdentityError(`${what} ${file} is not JSON: ${(err as Error).message}`);
+  }
+  if (!Value.Check(schema, value)) {
+    const e = Value.Errors(schema, value).First();
+    throw new IdentityError(`${what} ${file} is malformed: ${e ? `${e.path || '/'} ${e.message}` : 'wrong shape'}`);
+  }
+  return value as T;
+}
+
+function writePrivate(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileAtomicSync(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export function readDeviceKeys(dirs: Dirs): DeviceKeys | undefined {
+  return readJson<DeviceKeys>(identityPaths(dirs).keys, DeviceKeysSchema, 'device keys');
+}
+
+/** The device's keys, made the first time (a device keeps its identity for life). */
+export function ensureDeviceKeys(dirs: Dirs): { keys: DeviceKeys; created: boolean } {
+  const existing = readDeviceKeys(dirs);
+  if (existing) return { keys: existing, created: false };
+  const keys: DeviceKeys = { sign: newSignKeyPair(), box: newBoxKeyPair(), createdAt: new Date().toISOString() };
+  writePrivate(identityPaths(dirs).keys, keys);
+  return { keys, created: true };
+}
+
+export function readProvisioning(dirs: Dirs, file = identityPaths(dirs).provisioning): Provisioning | undefined {
+  return readJson<Provisioning>(file, ProvisioningSchema, 'provisioning file');
+}
+
+export function readOnboarded(dirs: Dirs): Onboarded | undefined {
+  return readJson<Onboarded>(identityPaths(dirs).onboarded, OnboardedSchema, 'onboarding record');
+}
+
+export function writeOnboarded(dirs: Dirs, rec: Onboarded): void {
+  writePrivate(identityPaths(dirs).onboarded, rec);
+  writeFileAtomicSync(identityPaths(dirs).uuid, rec.deviceId + '\n');
+}
+
+/**
+ * Opens secrets sealed to this device, reading the box key when first needed.
+ * Callers hold the clear text only as long as the call that uses it.
+ */
+export function secretOpener(dirs: Dirs): (value: MaybeSealedString) => string {
+  let secretKey: string | undefined;
+  return (value) => {
+    if (typeof value === 'string') return value;
+    secretKey ??= readDeviceKeys(dirs)?.box.secretKey;
+    if (!secretKey) throw new IdentityError('a sealed secret arrived but this device has no keys (certs/device-keys.json)');
+    return openSecret(value, secretKey);
+  };
+}
