@@ -1,23 +1,36 @@
-// zedagent: the device config in, as collections out. Today from a local file
-// (issue 3); the controller link over MQTT arrives with issue 4.
-// Wiring only: parsing is device-config.ts and config-rules.ts, the diff
-// publish-plan.ts, the effects config-file-driver.ts and publish-driver.ts.
+// zedagent: the device config in, as collections out, and the device's state
+// back to the controller. With a provisioning file (<config>/controller.json,
+// written by `zedctl device add`) it works with the controller over MQTT;
+// without one it reads a local config file, for a device on its own.
+import { readProvisioning } from '../../lib/device-identity';
 import { untilAborted, type AgentSpec } from '../agent';
-import { LocalConfigSource } from './publish-driver';
+import { ConfigApplier } from './config-applier';
+import { runWithController } from './controller-mode';
+import { LocalConfigSource } from './local-config-source';
 
 export const zedagent: AgentSpec = {
   name: 'zedagent',
-  summary: 'the device config in (a local file today; the controller over MQTT with issue 4), as collections out',
-  help: `Reads the device config from --config FILE (default <config dir>/device-config.json), checks all of
-it, and publishes DatastoreConfig, ContentTreeConfig, VolumeConfig, AppInstanceConfig,
-NetworkInstanceConfig, ConfigItemValueMap and PublisherKeys. It reloads the file when it changes. A
-config with any error is refused whole: what was applied stays, and DeviceConfigStatus lists every bad
-field by path. The last accepted config is kept in <persist>/checkpoint/device-config.json and applied
-at start when the file is missing or refused. docs/device-config.md describes every field.
+  summary: 'the link to the controller (MQTT): onboarding, signed config in, info and metrics out; or a local config file',
+  help: `With <config dir>/controller.json (the provisioning file \`zedctl device add\` writes), zedagent works
+with the controller over MQTT (docs/controller-api.md): it onboards if <persist>/status/onboarding.json
+is missing, applies the signed config the controller keeps for the device (refusing unsigned, forged and
+older ones), reports every object's state as signed retained info (queued on disk while the broker is
+away) and metrics every timer.metric.interval, and keeps the last accepted config in
+<persist>/checkpoint/controller-config.json to boot from when the broker cannot be reached.
 
-Not yet: the controller link (onboarding, signed config over MQTT, info and metrics; issue 4).`,
+Without a provisioning file it reads the device config from --config FILE (default <config
+dir>/device-config.json) and reloads it when it changes; the last accepted one is kept in
+<persist>/checkpoint/device-config.json. Either way it publishes DatastoreConfig, ContentTreeConfig,
+VolumeConfig, AppInstanceConfig, NetworkInstanceConfig, ConfigItemValueMap and PublisherKeys; a config
+with any error is refused whole, and DeviceConfigStatus names every bad field. docs/device-config.md
+describes every field.
+
+Environment: ZEDBOX_REBOOT_COMMAND and ZEDBOX_SHUTDOWN_COMMAND are run when the config's reboot or
+shutdown counter changes.`,
   async run(ctx) {
-    const source = new LocalConfigSource(ctx);
+    const prov = readProvisioning(ctx.dirs);
+    if (prov) return runWithController(ctx, prov);
+    const source = new LocalConfigSource(ctx, new ConfigApplier(ctx, `file:${ctx.settings.configFile}`));
     source.start();
     try {
       await untilAborted(ctx.signal);

@@ -22,7 +22,8 @@ export const CONFIG_ITEMS = {
   'app.crashloop.limit': { default: 5, min: 1, max: 1000, description: 'container exits within app.crashloop.window before the app is left BROKEN and reported' },
   'app.crashloop.window': { default: 600, min: 1, max: 86400, description: 'seconds over which container exits are counted' },
   'app.stop.timeout': { default: 10, min: 0, max: 600, description: 'seconds a container gets after SIGTERM before it is killed' },
-  'timer.metric.interval': { default: 60, min: 1, max: 3600, description: 'seconds between per-app CPU and memory samples' },
+  'timer.metric.interval': { default: 60, min: 1, max: 3600, description: 'seconds between metrics samples (per app and device) and their reports to the controller' },
+  'timer.deviceinfo.interval': { default: 600, min: 10, max: 86400, description: 'seconds between reports of device info to the controller when nothing changed' },
 } as const satisfies Record<string, ItemDef>;
 
 export type ConfigItemKey = keyof typeof CONFIG_ITEMS;

@@ -166,6 +166,10 @@ export const DeviceConfigSchema = Type.Object(
     configItems: Type.Optional(Type.Record(Type.String(), Type.String())),
     /** Keys whose signatures make content trusted (content trees that carry a signature). */
     publisherKeys: Type.Optional(Type.Array(PublisherKeySchema)),
+    /** Reboot the device once each time the counter changes; the first value seen is only a baseline. */
+    reboot: Type.Optional(Type.Object({ counter: Counter }, strict)),
+    /** Shut the device down once each time the counter changes; the first value seen is only a baseline. */
+    shutdown: Type.Optional(Type.Object({ counter: Counter }, strict)),
   },
   strict,
 );
@@ -248,6 +252,9 @@ export const DeviceConfigStatusSchema = Type.Object(
     appliedVersion: Type.Optional(Type.String()),
     appliedSha256: Type.Optional(Type.String()),
     appliedAt: Type.Optional(Time),
+    /** From a controller: the config's sequence number and the controller epoch it was issued in. */
+    appliedSeq: Type.Optional(Type.Integer({ minimum: 0 })),
+    controllerEpoch: Type.Optional(Type.Integer({ minimum: 0 })),
     /** The last config that was refused, and why: every bad field by path. */
     rejectedSha256: Type.Optional(Type.String()),
     rejectedAt: Type.Optional(Time),

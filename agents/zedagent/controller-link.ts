@@ -1,0 +1,116 @@
+// zedagent's MQTT link to the controller: one persistent session (clean: false,
+// client id = the device UUID), the signed config subscription, an online
+// status on every connect and a signed offline status as the last will. What
+// to send and when is the outbox's and the reporter's business.
+import { randomUUID } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import { seal } from '../../api/envelope';
+import type { Signer } from '../../api/keys';
+import { KINDS, type StatusBody } from '../../api/messages';
+import { topics } from '../../api/topics';
+import { mqttOptions, type BrokerEndpoint } from '../../lib/mqtt-options';
+import type { Logger } from '../../lib/log';
+import type { OutMessage } from './outbox';
+
+export interface LinkEvents {
+  onConfig(payload: Buffer): void;
+  onUp(): void;
+  onDown(reason: string): void;
+}
+
+export class ControllerLink {
+  /** Random per process start: tells the controller a fresh connection from a stale will. */
+  readonly bootId = randomUUID();
+  private client: MqttClient | undefined;
+  private up = false;
+  lastError: string | undefined;
+  connects = 0;
+
+  constructor(
+    private readonly endpoint: BrokerEndpoint,
+    private readonly deviceId: string,
+    private readonly signer: Signer,
+    private readonly kid: string,
+    private readonly log: Logger,
+    private readonly events: LinkEvents,
+  ) {}
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  start(): void {
+    const will = this.status('offline', 'will');
+    const client = mqtt.connect(this.endpoint.url, mqttOptions(this.endpoint, {
+      clientId: this.deviceId,
+      clean: false,
+      // Spread reconnects of a fleet after a broker restart.
+      reconnectPeriod: 1000 + Math.floor(Math.random() * 1000),
+      will: { topic: topics.status(this.deviceId), payload: will, qos: 1, retain: true },
+    }));
+    this.client = client;
+    client.on('connect', (ack) => {
+      this.connects++;
+      this.lastError = undefined;
+      this.log.info('connected to the controller broker', { url: this.endpoint.url, sessionPresent: ack.sessionPresent });
+      client.subscribe(topics.config(this.deviceId), { qos: 1 }, (err, granted) => {
+        if (err || granted?.some((g) => g.qos === 128)) this.log.error('cannot subscribe to this device\'s config topic', { error: err?.message ?? 'refused by the broker' });
+      });
+      client.publish(topics.status(this.deviceId), this.status('online'), { qos: 1, retain: true });
+      this.up = true;
+      this.events.onUp();
+    });
+    client.on('message', (topic, payload) => {
+      if (topic === topics.config(this.deviceId)) this.events.onConfig(payload);
+    });
+    client.on('error', (err) => {
+      if (this.lastError !== err.message) this.log.warn('controller broker link error', { error: err.message });
+      this.lastError = err.message;
+    });
+    client.on('close', () => this.down(this.lastError ?? 'connection closed'));
+    client.on('offline', () => this.down(this.lastError ?? 'offline'));
+  }
+
+  /** QoS 1 publish; resolves on PUBACK, rejects when not connected or refused. */
+  send(msg: OutMessage): Promise<void> {
+    const client = this.client;
+    if (!client || !this.up) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      client.publish(msg.topic, msg.payload, { qos: 1, retain: msg.retain }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Fire-and-forget QoS 0 (metrics): dropped when not connected. */
+  sendLossy(topic: string, payload: string): boolean {
+    if (!this.client || !this.up) return false;
+    this.client.publish(topic, payload, { qos: 0, retain: false });
+    return true;
+  }
+
+  /** Clean stop: say offline (shutdown), then close, waiting at most 2 s for the broker. */
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    if (this.up) {
+      await Promise.race([
+        new Promise<void>((resolve) => client.publish(topics.status(this.deviceId), this.status('offline', 'shutdown'), { qos: 1, retain: true }, () => resolve())),
+        new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
+    }
+    this.up = false;
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  }
+
+  private down(reason: string): void {
+    if (!this.up) return;
+    this.up = false;
+    this.log.warn('disconnected from the controller broker', { reason });
+    this.events.onDown(reason);
+  }
+
+  private status(state: 'online' | 'offline', reason?: string): string {
+    const body: StatusBody = { deviceId: this.deviceId, state, bootId: this.bootId, time: new Date().toISOString(), ...(reason ? { reason } : {}) };
+    return seal(KINDS.status, body, this.signer, this.kid).toString();
+  }
+}

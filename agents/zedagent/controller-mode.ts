@@ -1,0 +1,93 @@
+// zedagent with a controller: identity, onboarding (when device-steps has not
+// done it yet), the checkpointed config at boot, the MQTT link, the reporter
+// and the reboot/shutdown counters. Wiring only; each part is its own module.
+import * as path from 'node:path';
+import { keyId, signerFor, verifierFor } from '../../api/keys';
+import type { ConfigBody } from '../../api/messages';
+import { openSecret } from '../../api/secrets';
+import { ensureDeviceKeys, readOnboarded, type Provisioning } from '../../lib/device-identity';
+import { untilAborted, type AgentContext } from '../agent';
+import { VERSION } from '../../zedbox/version';
+import { startRun, writeStopped } from './boot-reason';
+import { ConfigApplier } from './config-applier';
+import { ControllerConfigSource } from './controller-config-source';
+import { ControllerLink } from './controller-link';
+import { decideOps } from './device-ops';
+import { onboard } from './onboard-driver';
+import { opsCommand, readOpsRecord, runOpsCommand, writeOpsRecord } from './ops-driver';
+import { Outbox } from './outbox';
+import { Reporter, infoPriority } from './reporter';
+import { SeqAllocator } from './seq-allocator';
+import { MetricsSampler, readHardware } from './system-driver';
+
+export async function runWithController(ctx: AgentContext, prov: Provisioning): Promise<void> {
+  const { keys, created } = ensureDeviceKeys(ctx.dirs);
+  if (created) ctx.log.info('made this device\'s key pairs', { signKey: keyId(keys.sign.publicKey) });
+  const applier = new ConfigApplier(ctx, `controller:${prov.broker.url}`);
+  let onboarded = readOnboarded(ctx.dirs);
+  if (!onboarded) {
+    applier.publishDefaults();
+    onboarded = await onboard({ dirs: ctx.dirs, provisioning: prov, keys, log: ctx.log, signal: ctx.signal });
+  }
+  if (ctx.signal.aborted) return;
+  const deviceId = onboarded.deviceId;
+  const signer = signerFor(keys.sign);
+  const kid = keyId(keys.sign.publicKey);
+  const run = startRun(ctx.dirs.persist, { zedboxVersion: VERSION });
+  let ops = readOpsRecord(ctx.dirs.persist);
+  let stopReason: 'stop' | 'reboot-command' | 'shutdown-command' = 'stop';
+
+  let reporter: Reporter | undefined;
+  const onApplied = (body: ConfigBody): void => {
+    reporter?.epochSeen(body.epoch);
+    const cfg = body.config as { reboot?: { counter: number }; shutdown?: { counter: number } };
+    const d = decideOps(ops, cfg);
+    if (!d.changed) return;
+    ops = d.record;
+    writeOpsRecord(ctx.dirs.persist, ops); // before acting: a command that takes the machine down acts once
+    if (!d.act) return;
+    const op = d.act;
+    ctx.log.warn(`the controller asked for a ${op}`, { counter: ops[op] });
+    stopReason = op === 'reboot' ? 'reboot-command' : 'shutdown-command';
+    writeStopped(ctx.dirs.persist, stopReason);
+    void runOpsCommand(op, opsCommand(op)).then((r) => {
+      if (r.error) ctx.log.error(`${op} did not happen`, { error: r.error });
+      else ctx.log.info(`${op} command ran`, { command: r.command, exitCode: r.exitCode });
+    });
+  };
+  const source = new ControllerConfigSource(ctx, applier, verifierFor(prov.controllerPublicKey), deviceId, onApplied);
+
+  const outbox = new Outbox(path.join(ctx.dirs.persist, 'zedagent', 'outbox'), { maxInflight: 32, flushAfterMs: 200, priority: infoPriority });
+  const link = new ControllerLink(
+    {
+      url: prov.broker.url, ...(prov.broker.caPem ? { caPem: prov.broker.caPem } : {}),
+      username: onboarded.broker.username, password: openSecret(onboarded.broker.password, keys.box.secretKey),
+    },
+    deviceId, signer, kid, ctx.log,
+    {
+      onConfig: (payload) => source.receive(payload),
+      onUp: () => outbox.attach((m) => link.send(m)),
+      onDown: () => outbox.detach(),
+    },
+  );
+  // The checkpointed config first, before anything slow: apps come back even when the broker cannot be reached.
+  source.boot();
+  const hardware = await readHardware();
+  if (ctx.signal.aborted) return;
+  reporter = new Reporter(ctx, {
+    deviceId, signer, kid, outbox, seq: SeqAllocator.at(ctx.dirs.persist), applier, hardware,
+    sampler: new MetricsSampler(), startedAt: run.record.startedAt, bootReason: run.reason,
+    restartCounter: run.record.restartCounter ?? 1, ops: () => ops,
+    sendMetrics: (topic, payload) => link.sendLossy(topic, payload),
+  });
+  reporter.start();
+  link.start();
+  ctx.log.info('zedagent running with the controller', { deviceId, broker: prov.broker.url, outboxPending: outbox.pending });
+  try {
+    await untilAborted(ctx.signal);
+  } finally {
+    outbox.flush();
+    await link.stop();
+    writeStopped(ctx.dirs.persist, stopReason);
+  }
+}
