@@ -18,6 +18,9 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-init >/dev/null || need+=(tini)
 command -v iptables >/dev/null || need+=(iptables)
 command -v curl >/dev/null || need+=(curl)
+[[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
+command -v mosquitto_ctrl >/dev/null || need+=(mosquitto-clients)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   echo "test-services: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
