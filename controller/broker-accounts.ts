@@ -1,7 +1,7 @@
 // The broker accounts the controller hands out, whichever broker enforces them:
 // the embedded one checks these records itself; with Mosquitto they are pushed
 // into its dynamic-security plugin. Passwords are stored only as scrypt hashes.
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import type { BrokerRole } from './acl';
 
 export interface BrokerAccount {
@@ -34,6 +34,17 @@ export function checkPassword(password: string, stored: string): boolean {
   if (scheme !== 'scrypt' || !saltB64 || !hashB64) return false;
   const want = Buffer.from(hashB64, 'base64');
   const got = scryptSync(password, Buffer.from(saltB64, 'base64'), want.length, { N: 1 << 14 });
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
+/** checkPassword off the event loop (libuv's pool): a broker must not stall on a storm of logins. */
+export async function checkPasswordAsync(password: string, stored: string): Promise<boolean> {
+  const [scheme, saltB64, hashB64] = stored.split('$');
+  if (scheme !== 'scrypt' || !saltB64 || !hashB64) return false;
+  const want = Buffer.from(hashB64, 'base64');
+  const got = await new Promise<Buffer>((resolve, reject) => {
+    scrypt(password, Buffer.from(saltB64, 'base64'), want.length, { N: 1 << 14 }, (err, key) => (err ? reject(err) : resolve(key)));
+  });
   return want.length === got.length && timingSafeEqual(want, got);
 }
 

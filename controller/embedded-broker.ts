@@ -19,7 +19,7 @@ import aedesMemoryPersistence from 'aedes-persistence';
 import { isTempFile, unlinkDurableSync, writeFileAtomicSync } from '../lib/atomic-file';
 import { Logger, RateLimitedLog } from '../lib/log';
 import { mayPublish, maySubscribe, type BrokerRole } from './acl';
-import { checkPassword, type AccountLookup, type BrokerAccount } from './broker-accounts';
+import { checkPasswordAsync, type AccountLookup, type BrokerAccount } from './broker-accounts';
 
 export interface EmbeddedBrokerOptions {
   host?: string;            // default 127.0.0.1
@@ -72,11 +72,11 @@ export function decodeRetained(text: string): RetainedMessage {
 export class PasswordCheckCache {
   private readonly passed = new Map<string, { storedHash: string; digest: Buffer }>();
 
-  check(account: BrokerAccount, password: Buffer): boolean {
+  async check(account: BrokerAccount, password: Buffer): Promise<boolean> {
     const digest = createHash('sha256').update(password).digest();
     const hit = this.passed.get(account.username);
     if (hit && hit.storedHash === account.passwordHash && timingSafeEqual(hit.digest, digest)) return true;
-    if (!checkPassword(password.toString('utf8'), account.passwordHash)) return false;
+    if (!(await checkPasswordAsync(password.toString('utf8'), account.passwordHash))) return false;
     this.passed.set(account.username, { storedHash: account.passwordHash, digest });
     return true;
   }
@@ -220,12 +220,15 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         passwords.forget(username);
         return refuse('unknown user');
       }
-      if (!password || !passwords.check(account, password)) return refuse('wrong password');
-      if (!clientIds.mayTake(client.id, username)) {
-        return refuse('client id held by another account', identifierRejected('client id in use'));
-      }
-      (client as AuthedClient)[AUTH] = { username, role: account.role, passwordHash: account.passwordHash };
-      done(null, true);
+      if (!password) return refuse('no password');
+      passwords.check(account, password).then((ok) => {
+        if (!ok) return refuse('wrong password');
+        if (!clientIds.mayTake(client.id, username)) {
+          return refuse('client id held by another account', identifierRejected('client id in use'));
+        }
+        (client as AuthedClient)[AUTH] = { username, role: account.role, passwordHash: account.passwordHash };
+        done(null, true);
+      }, (err: Error) => refuse(`password check failed: ${err.message}`));
     },
     authorizePublish(client, packet, done) {
       const auth = currentAuth(client);
