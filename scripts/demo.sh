@@ -1,73 +1,84 @@
 #!/usr/bin/env bash
-# The main job with embedded defaults: a device runs the example config
-# (docs/examples/device-config.json): zedbox fetches two apps from the local
-# registry, verifies them, loads them into Docker and runs them; then it shows
-# their status on the bus and what each app serves. `make demo` first starts the
+# The main job on a fresh machine, with embedded defaults: the reference
+# controller (`zedctl serve`, with its own MQTT broker) and one device. The
+# operator registers the device; the device boots with scripts/device-steps.sh
+# (keys, onboarding, agents); the operator sets the example config
+# (docs/examples/device-config.json, signed by zedctl); the device fetches,
+# verifies and runs its two apps, and the demo shows the device's state as the
+# controller sees it converge, then curls the apps. `make demo` first starts the
 # engine, the registry and the test image (scripts/test-services.sh).
-# State goes under $DEMO_DIR (default /tmp/zedbox-demo). DEMO_SECONDS=N stops
-# after N seconds (otherwise Ctrl-C); the demo's containers and images are
-# removed when it stops, unless DEMO_KEEP=1.
+# State goes under $DEMO_DIR (default /tmp/zedbox-demo: zedctl/ and device/). DEMO_SECONDS=N stops after N
+# seconds (otherwise Ctrl-C). Containers and images are removed at the end unless DEMO_KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export ZEDBOX_ROOT="${DEMO_DIR:-/tmp/zedbox-demo}"
-export ZEDBOX_INSTANCE=demo
-mkdir -p "$ZEDBOX_ROOT/config"
-config="$ZEDBOX_ROOT/config/device-config.json"
-cp docs/examples/device-config.json "$config"
-log="$ZEDBOX_ROOT/zedbox.log"
+demo=${DEMO_DIR:-/tmp/zedbox-demo}
+port=${DEMO_BROKER_PORT:-18830}
+serial=demo-001
+zedctl() { dist/zedbox zedctl --state "$demo/zedctl" "$@"; }
+rm -rf "$demo"
+mkdir -p "$demo/device/config"
+export ZEDBOX_ROOT=$demo/device ZEDBOX_INSTANCE=demo
+# The demo asks for no reboot: a reboot counter would only print here.
+export ZEDBOX_REBOOT_COMMAND="echo reboot requested >> $demo/device/reboot-requests" ZEDBOX_SHUTDOWN_COMMAND="echo shutdown requested >> $demo/device/reboot-requests"
 
-dist/zedbox all --log-format text --config "$config" >"$log" 2>&1 &
-zedbox_pid=$!
 stop() {
-  kill -TERM "$zedbox_pid" 2>/dev/null || true
-  wait "$zedbox_pid" 2>/dev/null || true
+  trap - EXIT
+  if [[ -s $demo/device/run/zedbox.pids ]]; then
+    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$demo/device/run/zedbox.pids"
+    while read -r pid; do while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done; done <"$demo/device/run/zedbox.pids"
+  fi
+  [[ -n ${serve_pid:-} ]] && { kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
   if [[ -z "${DEMO_KEEP:-}" ]]; then
     ids=$(docker ps -aq --filter label=org.zedbox.instance=demo)
     [[ -n "$ids" ]] && docker rm -f $ids >/dev/null
     tags=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^zedbox-demo/' || true)
     [[ -n "$tags" ]] && docker rmi $tags >/dev/null
-    echo
-    echo "zedbox stopped and its demo containers removed (DEMO_KEEP=1 keeps them); its log: $log"
+    echo; echo "stopped; demo containers removed (DEMO_KEEP=1 keeps them). Logs: $demo/zedctl.log, $demo/device/persist/log/"
   else
-    echo
-    echo "zedbox stopped; the apps keep running and are adopted when it starts again; its log: $log"
+    echo; echo "stopped; the apps keep running. Logs: $demo/zedctl.log, $demo/device/persist/log/"
   fi
 }
 trap stop EXIT
 trap 'exit 0' INT TERM
 
-echo "== zedbox all --config $config (the example: two apps from the registry at 127.0.0.1:5000)"
-# One line per app from the bus: "name STATE (errors)".
-apps() {
-  dist/bin/ipcmonitor watch AppInstanceStatus --once --json 2>/dev/null | node -e '
-    const lines = require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
-    for (const { value: v } of lines.filter((l) => l.value)) {
-      const err = v.error ? `  error: ${v.error.error}` : "";
-      const vol = v.volumes.map((x) => x.state).join(",");
-      console.log(`   ${v.name.padEnd(8)} ${v.state.padEnd(16)} volumes ${vol}${v.containerId ? "  container " + v.containerId.slice(0, 12) : ""}${err}`);
-    }'
-}
+echo "== 1. the controller: zedctl serve (embedded MQTT broker on 127.0.0.1:$port, state $demo/zedctl)"
+dist/zedbox zedctl serve --state "$demo/zedctl" --listen "127.0.0.1:$port" --log-format text >"$demo/zedctl.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 100); do grep -q 'serving devices' "$demo/zedctl.log" && break; kill -0 $serve_pid || { cat "$demo/zedctl.log"; exit 1; }; sleep 0.1; done
+grep 'serving devices' "$demo/zedctl.log" | sed 's/^/   /'
+
+echo; echo "== 2. the operator registers the device: zedctl device add $serial"
+zedctl device add "$serial" --out "$demo/device/config/controller.json" | sed 's/^/   /'
+
+echo; echo "== 3. the device boots: scripts/device-steps.sh (keys, wait for the broker, onboard, start the agents)"
+ZEDBOX_NETWORK_WAIT=30 bash scripts/device-steps.sh 2>&1 | sed 's/^/   /'
+
+echo; echo "== 4. the operator sets its config: zedctl config set $serial docs/examples/device-config.json"
+zedctl config set "$serial" docs/examples/device-config.json | sed 's/^/   /'
+
+echo; echo "== 5. the device converges, as the controller sees it (zedctl show $serial)"
 last=""
-for _ in $(seq 1 600); do
-  kill -0 "$zedbox_pid" 2>/dev/null || { cat "$log"; exit 1; }
-  now=$(apps || true)
-  [[ "$now" != "$last" && -n "$now" ]] && { echo "$now"; echo; last=$now; }
+for _ in $(seq 1 300); do
+  now=$(zedctl show "$serial" --json 2>/dev/null | node -e '
+    const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const lines = [`device ${v.record.deviceId ?? "-"} ${v.status?.state ?? "?"}; config seq ${v.config?.appliedSeq ?? "-"} ${v.config?.error ? "REFUSED: " + v.config.error.error : "applied"}`];
+    for (const a of (v.apps ?? []).sort((x, y) => x.name.localeCompare(y.name))) {
+      lines.push(`  ${a.name.padEnd(8)} ${a.state.padEnd(16)}${(a.errors ?? []).map((e) => " error: " + e.error).join("")}`);
+    }
+    console.log(lines.join("\n"));' 2>/dev/null || true)
+  [[ "$now" != "$last" && -n "$now" ]] && { echo "$now" | sed 's/^/   /'; echo; last=$now; }
   [[ $(grep -c ' RUNNING ' <<<"$now") -eq 2 ]] && break
-  sleep 0.2
+  sleep 0.5
 done
-echo
+
 for url in http://127.0.0.1:18081/ http://127.0.0.1:18082/boots.txt; do
   echo "== curl $url"
-  curl -sS --retry 10 --retry-connrefused --retry-delay 1 "$url" || true
+  curl -sS --retry 10 --retry-connrefused --retry-delay 1 "$url" | sed 's/^/   /' || true
 done
+echo; echo "== zedctl devices"
+zedctl devices | sed 's/^/   /'
 echo
-echo "== what zedbox made in Docker"
-docker ps --filter label=org.zedbox.instance=demo --format '   {{.Names}}  {{.Image}}  {{.Status}}  {{.Ports}}'
-echo
-echo "   Edit $config (a restartCounter, activate, a new app) and zedbox applies it; state under $ZEDBOX_ROOT;"
-echo "   in another shell: ZEDBOX_ROOT=$ZEDBOX_ROOT dist/bin/ipcmonitor watch AppInstanceStatus"
-if [[ -n "${DEMO_SECONDS:-}" ]]; then
-  dist/bin/ipcmonitor watch AppInstanceStatus --duration-ms "$((DEMO_SECONDS * 1000))" >/dev/null
-else
-  dist/bin/ipcmonitor watch AppInstanceStatus
-fi
+echo "   Change the config and set it again (zedctl --state $demo/zedctl config set $serial FILE);"
+echo "   watch it: zedctl --state $demo/zedctl follow $serial [--metrics]"
+if [[ -n "${DEMO_SECONDS:-}" ]]; then sleep "$DEMO_SECONDS"; else
+  echo "   (Ctrl-C stops the demo)"; zedctl follow "$serial"; fi

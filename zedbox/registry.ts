@@ -34,6 +34,7 @@ export const TOOLS: readonly ToolEntry[] = [
   { kind: 'tool', name: 'ipcmonitor', summary: 'list the publications on the bus, or watch one', load: async () => (await import('../tools/ipcmonitor/main')).ipcmonitor },
   { kind: 'tool', name: 'diag', summary: 'console status of the device', load: async () => (await import('../tools/diag/main')).diag },
   { kind: 'tool', name: 'onboard', summary: 'make the device keys and onboard with the controller', load: async () => (await import('../tools/onboard/main')).onboardTool },
+  { kind: 'tool', name: 'zedctl', summary: 'the reference controller: serve, onboard devices, set config, watch state', load: async () => (await import('../controller/main')).zedctl },
 ];
 
 /** Names the build links in dist/bin/. */

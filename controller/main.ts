@@ -1,0 +1,244 @@
+// zedctl: the reference controller's command. Pre-register devices, let them
+// onboard, send each its signed config, and watch what they report; everything
+// it knows is in the state dir (state-dir.ts), and `serve` is the process that
+// talks to the devices.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError, loggerFrom } from '../lib/cli';
+import type { ToolEnv, ToolSpec } from '../tools/tool';
+import { CommandError, configGet, configSet, epochBump, follow, listDevices, registerDevice, serve, showDevice, type Io } from './cli';
+import { DEFAULT_GROUP } from './server';
+import { StateError, StateDir, resolveStateDir } from './state-dir';
+
+const HELP = `Usage:
+  zedctl serve [--listen HOST:PORT] [--public-url URL]
+  zedctl serve --broker URL [--ca FILE] [--dynsec-admin USER --dynsec-password-file FILE]
+               [--group NAME] [--replica NAME] [--public-url URL]
+      Runs the controller until Ctrl-C (SIGINT) or SIGTERM. Without --broker it runs its own MQTT
+      broker on --listen (default 127.0.0.1:1883). With --broker it uses that Mosquitto (dynamic
+      security plugin): the admin account, given once, creates the controller's, the onboarding and
+      every device's account, and is kept in server.json. Replicas sharing one --state and broker
+      split the device traffic (shared subscriptions, group --group, default ${DEFAULT_GROUP}).
+      --public-url is the broker address written into provisioning files, if devices use another.
+  zedctl device add SERIAL [--token TOKEN] [--out FILE]
+      Registers SERIAL and writes its provisioning file (to stdout without --out; mode 0600): broker
+      url, onboarding account, serial, a one-time token (random unless --token) and the controller's
+      public key. Put it on the device as <config dir>/controller.json. Adding a serial that has not
+      onboarded yet replaces its token.
+  zedctl device allow SERIAL [--token TOKEN] [--out FILE]
+      A device that asks to join without being registered is refused and listed as pending. allow
+      registers it as add does: give the device the new provisioning file, or pass --token with the
+      token the device already has so it can join as it is.
+  zedctl devices [--json]
+      Every device: state, UUID, online/offline, last seen, config seq applied/sent, apps running.
+  zedctl show DEVICE [--json]
+      One device: its record, link, host, config status (applied, refused with every field error),
+      apps with their state and errors, volumes, content trees.
+  zedctl config set DEVICE FILE
+      Checks FILE (a device config, docs/device-config.md) as the device would, seals its secrets to
+      the device (datastore passwords, and app env values written {"secret": "text"}), signs it with
+      the next seq, publishes it (retained) and prints the seq once the broker has it.
+  zedctl config get DEVICE
+      The last config sent to DEVICE (secrets stay sealed).
+  zedctl epoch bump
+      Starts a new controller epoch and sends every device its current config again with it: each
+      device then reports all its info again.
+  zedctl follow DEVICE [--metrics]
+      Prints what DEVICE reports as it arrives (info changes and status; metrics with --metrics).
+
+DEVICE is a serial or a device UUID.
+
+Options:
+  --state DIR          the controller's state directory (default ./zedctl-state, env ZEDCTL_STATE)
+  -d, --debug          debug logging (serve)
+  --log-format F       json (default) or text (serve)
+  -h, --help           this help
+
+Exit codes: 0 done, 1 failed, 2 wrong usage.`;
+
+const OPTIONS = {
+  state: { type: 'string' },
+  listen: { type: 'string' },
+  'public-url': { type: 'string' },
+  broker: { type: 'string' },
+  ca: { type: 'string' },
+  'dynsec-admin': { type: 'string' },
+  'dynsec-password-file': { type: 'string' },
+  group: { type: 'string' },
+  replica: { type: 'string' },
+  token: { type: 'string' },
+  out: { type: 'string' },
+  json: { type: 'boolean' },
+  metrics: { type: 'boolean' },
+  /** For tests and scripts: stop serve or follow after N ms. */
+  'duration-ms': { type: 'string' },
+  debug: { type: 'boolean', short: 'd' },
+  'log-format': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export interface ZedctlEnv extends ToolEnv {
+  /** Where errors go (default stderr). */
+  err?: (text: string) => void;
+}
+
+export const zedctl: ToolSpec = {
+  name: 'zedctl',
+  summary: 'the reference controller: register devices, sign their configs, watch their state',
+  help: HELP,
+  async main(args, env: ZedctlEnv) {
+    const io: Io = { out: env.out, err: env.err ?? ((t) => process.stderr.write(t)) };
+    try {
+      return await run(args, io);
+    } catch (err) {
+      if (err instanceof UsageError) {
+        io.err(`zedctl: ${err.message}\nTry 'zedctl --help'.\n`);
+        return 2;
+      }
+      if (err instanceof CommandError || err instanceof StateError) {
+        io.err(`zedctl: ${err.message}\n`);
+        return 1;
+      }
+      io.err(`zedctl: ${(err as Error).message ?? String(err)}\n`);
+      return 1;
+    }
+  },
+};
+
+async function run(args: string[], io: Io): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values: v, positionals: p } = parsed;
+  if (v.help) {
+    io.out(HELP + '\n');
+    return 0;
+  }
+  if (p.length === 0) {
+    io.err(HELP + '\n');
+    return 2;
+  }
+  const state = new StateDir(resolveStateDir(v.state));
+  const [cmd, sub, ...rest] = p;
+  const need = (n: number, usage: string): void => {
+    if (p.length !== n) throw new UsageError(`usage: zedctl ${usage}`);
+  };
+  switch (cmd) {
+    case 'serve': {
+      need(1, 'serve [options]');
+      const opts = serveOptions(v, state.dir);
+      await serve(opts, io, stopSignal(durationMs(v['duration-ms'])));
+      return 0;
+    }
+    case 'device': {
+      if (sub !== 'add' && sub !== 'allow') throw new UsageError('usage: zedctl device add|allow SERIAL [--token TOKEN] [--out FILE]');
+      need(3, `device ${sub} SERIAL [--token TOKEN] [--out FILE]`);
+      registerDevice(state, rest[0]!, { mode: sub, token: v.token, out: v.out }, io);
+      return 0;
+    }
+    case 'devices':
+      need(1, 'devices [--json]');
+      listDevices(state, v.json === true, io);
+      return 0;
+    case 'show':
+      need(2, 'show DEVICE [--json]');
+      showDevice(state, sub!, v.json === true, io);
+      return 0;
+    case 'config':
+      if (sub === 'set') {
+        need(4, 'config set DEVICE FILE');
+        await configSet(state, rest[0]!, rest[1]!, io);
+        return 0;
+      }
+      if (sub === 'get') {
+        need(3, 'config get DEVICE');
+        configGet(state, rest[0]!, io);
+        return 0;
+      }
+      throw new UsageError('usage: zedctl config set DEVICE FILE | zedctl config get DEVICE');
+    case 'epoch':
+      if (sub !== 'bump') throw new UsageError('usage: zedctl epoch bump');
+      need(2, 'epoch bump');
+      await epochBump(state, io);
+      return 0;
+    case 'follow':
+      need(2, 'follow DEVICE [--metrics]');
+      await follow(state, sub!, v.metrics === true, io, stopSignal(durationMs(v['duration-ms'])));
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+}
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function serveOptions(v: Values, stateDir: string) {
+  const log = loggerFrom(v, 'zedctl');
+  const readFile = (file: string, what: string): string => {
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CommandError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+    }
+  };
+  if (v.broker !== undefined && !/^mqtts?:\/\//.test(v.broker)) throw new UsageError(`--broker must be mqtt://HOST:PORT or mqtts://HOST:PORT, not ${v.broker}`);
+  if (v.broker === undefined && (v.ca || v['dynsec-admin'] || v.group || v.replica)) throw new UsageError('--ca, --dynsec-admin, --group and --replica go with --broker');
+  if (v.broker !== undefined && v.listen !== undefined) throw new UsageError('--listen is for the embedded broker; with --broker the broker listens');
+  if ((v['dynsec-admin'] === undefined) !== (v['dynsec-password-file'] === undefined)) throw new UsageError('--dynsec-admin and --dynsec-password-file go together');
+  if (v['public-url'] !== undefined && !/^mqtts?:\/\//.test(v['public-url'])) throw new UsageError('--public-url must be mqtt://HOST:PORT or mqtts://HOST:PORT');
+  return {
+    stateDir,
+    log,
+    ...(v.listen !== undefined ? { listen: hostPort(v.listen) } : {}),
+    ...(v.broker !== undefined ? { brokerUrl: v.broker } : {}),
+    ...(v.ca !== undefined ? { caPem: readFile(v.ca, 'CA file') } : {}),
+    ...(v['dynsec-admin'] !== undefined
+      ? { dynsecAdmin: { username: v['dynsec-admin'], password: readFile(v['dynsec-password-file']!, 'password file').replace(/\r?\n$/, '') } }
+      : {}),
+    ...(v.group !== undefined ? { group: v.group } : {}),
+    ...(v.replica !== undefined ? { replica: v.replica } : {}),
+    ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+  };
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new UsageError(`--listen must be HOST:PORT (e.g. 0.0.0.0:1883), not ${text}`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function durationMs(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--duration-ms must be a non-negative number, not ${raw}`);
+  return n;
+}
+
+/** Aborts on SIGINT or SIGTERM (or after durationMs). */
+function stopSignal(durationMs?: number): AbortSignal {
+  const ac = new AbortController();
+  const stop = (): void => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    clearTimeout(timer);
+    ac.abort();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const timer = durationMs !== undefined ? setTimeout(stop, durationMs) : undefined;
+  return ac.signal;
+}
+
+// Run directly (node --import tsx controller/main.ts …) until zedbox's registry lists zedctl. The
+// file-name test keeps this from firing inside a bundle, where every module shares one __filename.
+if (require.main === module && __filename.endsWith(path.join('controller', 'main.ts'))) {
+  zedctl.main(process.argv.slice(2), { out: (t) => process.stdout.write(t) }).then(
+    (code) => { process.exitCode = code; },
+    (err: unknown) => { process.stderr.write(`zedctl: ${(err as Error).stack ?? String(err)}\n`); process.exitCode = 1; },
+  );
+}
