@@ -45,12 +45,12 @@ const median = (xs: number[]): number => {
 };
 const fmtMs = (x: number): string => `${x.toFixed(0)} ms`;
 
-function benchImage(): Promise<TestImage> {
+export function benchImage(): Promise<TestImage> {
   return makeImage({ repo: 'bench/app', files: { '/www/index.html': MARKER }, randomBytes: RANDOM_BYTES || undefined, cmd: COMMAND });
 }
 
 /** Free loopback ports (bound and released; another process could take one in between, unlikely here). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve) => {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => resolve(s));
@@ -61,7 +61,7 @@ async function freePorts(n: number): Promise<number[]> {
 }
 
 /** Resolves once http://127.0.0.1:port/index.html serves the marker. */
-async function waitPort(port: number, deadline: number): Promise<void> {
+export async function waitPort(port: number, deadline: number): Promise<void> {
   for (;;) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(1000) });
@@ -73,7 +73,7 @@ async function waitPort(port: number, deadline: number): Promise<void> {
 }
 
 /** The image must not stay in the engine: the next run would find its layers cached. */
-async function purgeFromEngine(img: TestImage): Promise<string | undefined> {
+export async function purgeFromEngine(img: TestImage): Promise<string | undefined> {
   await removeImage(img);
   const left = await exec('docker', ['image', 'inspect', img.configDigest]).then(() => true, () => false);
   if (!left) return undefined;
@@ -105,17 +105,17 @@ async function baselineOnce(): Promise<number> {
 
 // ---- the device config
 
-interface BenchApp { id: string; volumeId: string; name: string; port: number; env?: Record<string, string>; restartCounter?: number }
+export interface BenchApp { id: string; volumeId: string; name: string; port: number; env?: Record<string, string>; restartCounter?: number }
 /** What one bench config names; ids stay the same across its versions (a new id would be a new object). */
-interface BenchPlan { img: TestImage; datastoreId: string; contentTreeId: string; apps: BenchApp[] }
+export interface BenchPlan { img: TestImage; datastoreId: string; contentTreeId: string; apps: BenchApp[] }
 
-function benchPlan(img: TestImage, ports: number[]): BenchPlan {
+export function benchPlan(img: TestImage, ports: number[]): BenchPlan {
   const apps = ports.map((port, i) => ({ id: randomUUID(), volumeId: randomUUID(), name: `bench-${i}`, port, restartCounter: 1 }));
   return { img, datastoreId: randomUUID(), contentTreeId: randomUUID(), apps };
 }
 
 /** apps -> volumes -> one content tree -> the registry datastore; each app's only volume is its root disk. */
-function deviceConfig(p: BenchPlan, version: string): DeviceConfig {
+export function deviceConfig(p: BenchPlan, version: string): DeviceConfig {
   const config: DeviceConfig = {
     version,
     datastores: [{ id: p.datastoreId, type: 'registry', url: p.img.registryUrl }],
@@ -136,7 +136,7 @@ const running = (s: Readonly<AppInstanceStatus> | undefined): boolean => s?.stat
 
 // ---- zedbox: one app
 
-async function zedboxOnce(): Promise<number> {
+export async function zedboxOnce(): Promise<number> {
   const img = await benchImage();
   const plan = benchPlan(img, await freePorts(1));
   const app = plan.apps[0] as BenchApp;

@@ -84,6 +84,7 @@ export interface ZedctlEnv extends ToolEnv {
 }
 
 export const zedctl: ToolSpec = {
+  commonOptions: false,
   name: 'zedctl',
   summary: 'the reference controller: register devices, sign their configs, watch their state',
   help: HELP,

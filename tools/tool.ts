@@ -5,6 +5,8 @@ export interface ToolSpec {
   readonly name: string;
   readonly summary: string;
   readonly help: string;
+  /** false for a tool that does not take the device's common options (zedctl has its own). */
+  readonly commonOptions?: boolean;
   main(args: string[], env: ToolEnv): Promise<number>;
 }
 

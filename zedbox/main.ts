@@ -65,7 +65,7 @@ async function dispatch(name: string, rest: string[]): Promise<number> {
   if (entry.kind === 'tool') {
     const tool = await entry.load();
     if (rest.includes('-h') || rest.includes('--help')) {
-      process.stdout.write(`${tool.name}: ${tool.summary}\n\n${tool.help}\n\n${COMMON_HELP}\n`);
+      process.stdout.write(`${tool.name}: ${tool.summary}\n\n${tool.help}\n${tool.commonOptions === false ? '' : `\n${COMMON_HELP}\n`}`);
       return 0;
     }
     return tool.main(rest, { out: (s) => process.stdout.write(s) });
