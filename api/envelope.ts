@@ -4,7 +4,7 @@
 // record) can never be replayed as another (a config).
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { Signer, Verifier } from './keys';
+import type { Signer, Verifier } from '../lib/keys';
 
 export const ENVELOPE_VERSION = 1;
 

@@ -2,7 +2,7 @@
 // Every body names its device and carries a time; sequence numbers let the
 // receiver drop what is older than what it already has.
 import { Type, type Static } from '@sinclair/typebox';
-import { SealedSchema } from './secrets';
+import { SealedSchema } from '../lib/secrets';
 import { SERIAL_PATTERN, INFO_KINDS } from './topics';
 
 const strict = { additionalProperties: false } as const;

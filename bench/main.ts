@@ -1,13 +1,16 @@
 // `make bench`: bus vs raw zeromq throughput and latency across processes, the
 // bundled program's memory and start-up time, content download and verification
 // against curl and sha256sum, and apps from config to RUNNING against skopeo +
-// docker load + docker run; each beside a baseline measured in the same run.
-// Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] (default: all).
+// docker load + docker run; a controller with 1,000 simulated devices; config
+// through the broker against a local file; each beside a baseline measured in the same run.
+// Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] [fleet] [config] (default: all).
 import * as os from 'node:os';
 import { shapeFor, type GcStats, type RunCmd } from './common';
 import { Pair, killAll } from './procs';
 import { benchApps } from './apps';
+import { benchConfigPath } from './config-path';
 import { benchContent } from './content';
+import { benchFleet } from './fleet';
 import { benchZedbox } from './zedbox';
 
 // BENCH_KEYS=N: how many keys the updates cycle over (the retained set a subscriber replicates).
@@ -174,6 +177,8 @@ async function main(): Promise<void> {
   const sections: Array<[string, string, () => Promise<string[]>]> = [
     ['content', '4. content: download against curl, verification against sha256sum (same files, same run)', benchContent],
     ['apps', '5. apps: config to RUNNING against skopeo copy + docker load + docker run; 50 apps; one change in 50', benchApps],
+    ['fleet', '6. fleet: one controller and 1,000 simulated devices through Mosquitto; ed25519 in tweetnacl and Node', benchFleet],
+    ['config', '7. config: through the controller and its broker to app RUNNING, against the same config as a local file', benchConfigPath],
   ];
   for (const [name, title, run] of sections) {
     if (!want(name)) continue;

@@ -8,7 +8,7 @@ import { SINGLE_INFO_ID, type ConfigInfo } from '../api/info';
 import { SERIAL_RE, topics } from '../api/topics';
 import { writeFileAtomicSync } from '../lib/atomic-file';
 import { UsageError } from '../lib/cli';
-import type { Provisioning } from '../lib/device-identity';
+import type { Provisioning } from '../api/provisioning';
 import type { Logger } from '../lib/log';
 import { connectOnce, publishAcked } from './broker-client';
 import { resignConfig, signConfig } from './config-signer';

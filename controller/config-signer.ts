@@ -5,9 +5,9 @@
 // {"secret": "text"}. Pure apart from the clock the caller passes in.
 import { createHash } from 'node:crypto';
 import { seal } from '../api/envelope';
-import { keyId, signerFor } from '../api/keys';
+import { keyId, signerFor } from '../lib/keys';
 import { KINDS, type ConfigBody } from '../api/messages';
-import { isSealed, sealSecret } from '../api/secrets';
+import { isSealed, sealSecret } from '../lib/secrets';
 import { parseDeviceConfig, type FieldError } from '../agents/zedagent/device-config';
 import type { ControllerKeys } from './state-dir';
 

@@ -6,7 +6,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { openEnvelope } from '../api/envelope';
-import { verifierFor } from '../api/keys';
+import { verifierFor } from '../lib/keys';
 import { InfoBodySchema, KINDS, MetricsBodySchema, StatusBodySchema, type InfoBody, type MetricsBody, type StatusBody } from '../api/messages';
 import { AppMetricsSchema, DeviceMetricsSchema, INFO_SCHEMAS } from '../api/info';
 import { INFO_KINDS, parseTopic, type InfoKind, type ParsedTopic } from '../api/topics';

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { b64, fromB64, newSignKeyPair, type SignKeyPair } from '../api/keys';
+import { b64, fromB64, newSignKeyPair, type SignKeyPair } from '../lib/keys';
 import type { ConfigBody, InfoBody, StatusBody } from '../api/messages';
 import { SERIAL_RE, UUID_RE, type InfoKind } from '../api/topics';
 import { writeFileAtomicSync } from '../lib/atomic-file';

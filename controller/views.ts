@@ -1,7 +1,7 @@
 // What `zedctl devices`, `show` and `follow` print: a device's registry record,
 // its latest status and info from the state dir, as tables, JSON or one line
 // per event. gatherDevice reads; everything else here is pure formatting.
-import { keyId } from '../api/keys';
+import { keyId } from '../lib/keys';
 import type { AppInfo, ConfigInfo, ContentTreeInfo, DeviceInfo, NetworkInstanceInfo, VolumeInfo } from '../api/info';
 import type { InfoBody, MetricsBody, StatusBody } from '../api/messages';
 import type { DeviceRecord } from './onboarding';

@@ -1,14 +1,12 @@
-// The device's identity on disk: its key pairs (made once, on first boot), the
-// provisioning it was given (which controller, its serial and onboarding
-// token), and what onboarding returned (its UUID and broker account, with the
-// password still sealed). Private material is mode 0600 in a 0700 directory.
+// The device's identity on disk: its key pairs (made once, on first boot) and
+// what onboarding returned (its UUID and broker account, with the password
+// still sealed); where its provisioning file is (its format is api/provisioning.ts). Private material is mode 0600 in a 0700 directory.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { newBoxKeyPair, newSignKeyPair, type BoxKeyPair, type SignKeyPair } from '../api/keys';
-import { MaybeSealedString, SealedSchema, openSecret } from '../api/secrets';
-import { SERIAL_PATTERN } from '../api/topics';
+import { newBoxKeyPair, newSignKeyPair, type BoxKeyPair, type SignKeyPair } from './keys';
+import { MaybeSealedString, SealedSchema, openSecret } from './secrets';
 import { writeFileAtomicSync } from './atomic-file';
 import type { Dirs } from './dirs';
 
@@ -25,19 +23,6 @@ export const DeviceKeysSchema = Type.Object(
 );
 export interface DeviceKeys { sign: SignKeyPair; box: BoxKeyPair; createdAt: string }
 
-/** What `zedctl device add` writes for a device: where the controller is, and how to ask to join. */
-export const ProvisioningSchema = Type.Object(
-  {
-    broker: Type.Object({ url: Type.String({ pattern: '^mqtts?://' }), caPem: Type.Optional(Type.String()) }, strict),
-    onboarding: Type.Object({ username: Type.String({ minLength: 1 }), password: Type.String({ minLength: 1 }) }, strict),
-    serial: Type.String({ pattern: SERIAL_PATTERN }),
-    token: Type.String({ minLength: 8 }),
-    /** base64 ed25519 key that signs every config and onboarding reply. */
-    controllerPublicKey: Key32,
-  },
-  strict,
-);
-export type Provisioning = Static<typeof ProvisioningSchema>;
 
 export const OnboardedSchema = Type.Object(
   {
@@ -61,7 +46,7 @@ export class IdentityError extends Error {
   override name = 'IdentityError';
 }
 
-function readJson<T>(file: string, schema: Parameters<typeof Value.Check>[0], what: string): T | undefined {
+export function readJson<T>(file: string, schema: Parameters<typeof Value.Check>[0], what: string): T | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -100,9 +85,6 @@ export function ensureDeviceKeys(dirs: Dirs): { keys: DeviceKeys; created: boole
   return { keys, created: true };
 }
 
-export function readProvisioning(dirs: Dirs, file = identityPaths(dirs).provisioning): Provisioning | undefined {
-  return readJson<Provisioning>(file, ProvisioningSchema, 'provisioning file');
-}
 
 export function readOnboarded(dirs: Dirs): Onboarded | undefined {
   return readJson<Onboarded>(identityPaths(dirs).onboarded, OnboardedSchema, 'onboarding record');

@@ -11,7 +11,7 @@ export { LINK_NAMES } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom, settingsFrom } from './options';
 import { runAgents } from './run-agents';
-import { VERSION } from './version';
+import { VERSION } from '../lib/version';
 
 /** Basenames that mean "zedbox itself" rather than one of its agents. */
 function isSelf(base: string): boolean {

@@ -13,7 +13,7 @@ import type { Catalog } from '../pubsub/catalog';
 import { EndpointBusyError } from '../pubsub/errors';
 import { agentScope } from './agent-instance';
 import { DEFAULT_POLICY, Supervisor, type SupervisorPolicy } from './supervisor';
-import { VERSION } from './version';
+import { VERSION } from '../lib/version';
 
 export interface RunAgentsOptions {
   agents: readonly AgentSpec[];

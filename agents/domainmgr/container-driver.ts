@@ -1,7 +1,7 @@
 // The engine side of domainmgr: observe owned containers and networks, and the
 // idempotent effects the planner's steps need. 404/304 from Docker mean done.
 import type Docker from 'dockerode';
-import type { MaybeSealedString } from '../../api/secrets';
+import type { MaybeSealedString } from '../../lib/secrets';
 import { isDockerNoop, LABEL_APP, LABEL_INSTANCE, LABEL_SPEC } from '../../lib/docker';
 import type { NetworkInstance } from '../../pubsub/collections/config';
 import type { DomainConfig } from '../../pubsub/collections/apps';

@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import { LABEL_APP, LABEL_INSTANCE, LABEL_OWNED, LABEL_SPEC } from '../../lib/docker';
 import type { NetworkInstance } from '../../pubsub/collections/config';
 import type { DomainConfig } from '../../pubsub/collections/apps';
-import type { MaybeSealedString } from '../../api/secrets';
+import type { MaybeSealedString } from '../../lib/secrets';
 
 /** Marks a Docker network as the bridge of one network instance (its id). */
 export const LABEL_NETWORK = 'org.zedbox.network';

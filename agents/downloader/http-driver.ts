@@ -4,7 +4,7 @@
 // datastore and scope until they expire), and per-datastore CA certificates.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { MaybeSealedString } from '../../api/secrets';
+import type { MaybeSealedString } from '../../lib/secrets';
 import type { Datastore } from '../../pubsub/collections/config';
 
 export class HttpError extends Error {

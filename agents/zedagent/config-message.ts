@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { openEnvelope } from '../../api/envelope';
-import type { Verifier } from '../../api/keys';
+import type { Verifier } from '../../lib/keys';
 import { ConfigBodySchema, KINDS, type ConfigBody } from '../../api/messages';
 import { parseDeviceConfig, type FieldError, type ParsedConfig } from './device-config';
 

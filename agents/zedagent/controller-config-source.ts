@@ -3,7 +3,7 @@
 // checked again at boot, so a device that restarts while offline runs it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Verifier } from '../../api/keys';
+import type { Verifier } from '../../lib/keys';
 import type { ConfigBody } from '../../api/messages';
 import { writeFileAtomicSync } from '../../lib/atomic-file';
 import type { AgentContext } from '../agent';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { seal } from '../../api/envelope';
-import type { Signer } from '../../api/keys';
+import type { Signer } from '../../lib/keys';
 import { KINDS, type StatusBody } from '../../api/messages';
 import { topics } from '../../api/topics';
 import { mqttOptions, type BrokerEndpoint } from '../../lib/mqtt-options';

@@ -2,12 +2,13 @@
 // done it yet), the checkpointed config at boot, the MQTT link, the reporter
 // and the reboot/shutdown counters. Wiring only; each part is its own module.
 import * as path from 'node:path';
-import { keyId, signerFor, verifierFor } from '../../api/keys';
+import { keyId, signerFor, verifierFor } from '../../lib/keys';
 import type { ConfigBody } from '../../api/messages';
-import { openSecret } from '../../api/secrets';
-import { ensureDeviceKeys, readOnboarded, type Provisioning } from '../../lib/device-identity';
+import { openSecret } from '../../lib/secrets';
+import type { Provisioning } from '../../api/provisioning';
+import { ensureDeviceKeys, readOnboarded } from '../../lib/device-identity';
 import { untilAborted, type AgentContext } from '../agent';
-import { VERSION } from '../../zedbox/version';
+import { VERSION } from '../../lib/version';
 import { startRun, writeStopped } from './boot-reason';
 import { ConfigApplier } from './config-applier';
 import { ControllerConfigSource } from './controller-config-source';

@@ -11,7 +11,8 @@ import type { SwState } from '../../pubsub/collections/common';
 import type { AppInstanceConfig, DeviceConfigStatus, NetworkInstance } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import type { ContentTreeStatus, VolumeStatus } from '../../pubsub/collections/volumes';
-import type { DeviceSample, FilesystemReading, HardwareSnapshot } from './system-driver';
+import { localFilesystems, type FilesystemReading } from './filesystems';
+import type { DeviceSample, HardwareSnapshot } from './system-driver';
 
 /** Drops undefined fields: the JSON is the same, and values compare and validate cleanly. */
 function compact<T extends object>(value: T): T {
@@ -190,29 +191,6 @@ export function appMetrics(metric: DomainMetric, name?: string): AppMetrics {
 }
 
 /** Where container runtimes mount each container's root: the same disk again, once per container. */
-const RUNTIME_MOUNTS = /^\/(var\/lib|run|var\/run)\/(docker|containerd|containers)\//;
-
-/**
- * The filesystems worth reporting: no container root filesystems (overlay mounts of the
- * runtime), and a block device mounted twice (bind mounts) once, at its shortest mount path.
- */
-export function localFilesystems(list: readonly FilesystemReading[]): FilesystemReading[] {
-  const kept = new Map<string, FilesystemReading>();
-  const sorted = [...list].sort((a, b) => a.mount.length - b.mount.length || a.mount.localeCompare(b.mount));
-  for (const f of sorted) {
-    if (RUNTIME_MOUNTS.test(f.mount) || (f.type === 'overlay' && f.mount !== '/')) continue;
-    const key = f.source.startsWith('/dev/') ? f.source : `mount:${f.mount}`;
-    if (!kept.has(key)) kept.set(key, f);
-  }
-  return [...kept.values()].sort((a, b) => a.mount.localeCompare(b.mount));
-}
-
-/** Storage on the device: the block-device filesystems, each device once. */
-export function storageTotalBytes(list: readonly FilesystemReading[]): number | undefined {
-  const disks = localFilesystems(list).filter((f) => f.source.startsWith('/dev/'));
-  return disks.length ? disks.reduce((n, f) => n + f.sizeBytes, 0) : undefined;
-}
-
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 const bytes = (n: number): number => Math.max(0, Math.round(n));
 

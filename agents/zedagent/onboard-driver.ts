@@ -7,15 +7,16 @@ import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { openEnvelope, seal } from '../../api/envelope';
-import { keyId, signerFor, verifierFor } from '../../api/keys';
+import { keyId, signerFor, verifierFor } from '../../lib/keys';
 import { KINDS, OnboardReplySchema, type OnboardReply, type OnboardRequest } from '../../api/messages';
-import { openSecret } from '../../api/secrets';
+import { openSecret } from '../../lib/secrets';
 import { topics } from '../../api/topics';
-import { writeOnboarded, type DeviceKeys, type Onboarded, type Provisioning } from '../../lib/device-identity';
+import type { Provisioning } from '../../api/provisioning';
+import { writeOnboarded, type DeviceKeys, type Onboarded } from '../../lib/device-identity';
 import type { Dirs } from '../../lib/dirs';
 import type { Logger } from '../../lib/log';
 import { mqttOptions } from '../../lib/mqtt-options';
-import { VERSION } from '../../zedbox/version';
+import { VERSION } from '../../lib/version';
 
 const checkReply = TypeCompiler.Compile(OnboardReplySchema);
 
@@ -140,7 +141,8 @@ function waitConnected(client: MqttClient, ms: number, signal: AbortSignal): Pro
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const done = (): void => { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -3,14 +3,14 @@
 // on change and every timer.deviceinfo.interval, and metrics every
 // timer.metric.interval (lossy by design: counters are cumulative).
 import { seal } from '../../api/envelope';
-import type { Signer } from '../../api/keys';
+import type { Signer } from '../../lib/keys';
 import { KINDS, type InfoBody, type MetricsBody } from '../../api/messages';
 import { topics, type InfoKind } from '../../api/topics';
 import {
   AppInstanceStatusCollection, ContentTreeStatusCollection, DomainMetricCollection, VolumeStatusCollection,
   configItem, type AppInstanceConfig, type NetworkInstance,
 } from '../../pubsub/collections';
-import { VERSION } from '../../zedbox/version';
+import { VERSION } from '../../lib/version';
 import type { AgentContext } from '../agent';
 import type { BootReason } from '../../api/info';
 import type { ConfigApplier } from './config-applier';

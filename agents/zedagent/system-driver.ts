@@ -8,21 +8,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as si from 'systeminformation';
 import type { DeviceHardware, DeviceOs } from '../../api/info';
-import { storageTotalBytes } from './info-build';
+import { storageTotalBytes, type FilesystemReading } from './filesystems';
+
+export type { FilesystemReading } from './filesystems';
 
 /** The longest one reading may take before it is reported missing. */
 export const READ_TIMEOUT_MS = 5000;
 const SYS_NET = '/sys/class/net';
 
-export interface FilesystemReading {
-  /** What is mounted: /dev/vda1, tmpfs, overlay, … */
-  source: string;
-  type?: string;
-  mount: string;
-  sizeBytes: number;
-  usedBytes: number;
-  availableBytes?: number;
-}
 
 /** The kernel's counters of one interface (/sys/class/net/<name>/statistics). */
 export interface NetworkCounters {

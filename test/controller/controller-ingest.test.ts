@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { seal } from '../../api/envelope';
 import type { AppInfo, ConfigInfo } from '../../api/info';
-import { keyId, newBoxKeyPair, newSignKeyPair, signerFor, type SignKeyPair } from '../../api/keys';
+import { keyId, newBoxKeyPair, newSignKeyPair, signerFor, type SignKeyPair } from '../../lib/keys';
 import { KINDS, type InfoBody, type MetricsBody, type StatusBody } from '../../api/messages';
 import { topics } from '../../api/topics';
 import { Logger } from '../../lib/log';

@@ -1,7 +1,7 @@
 // The onboarding decision, case by case: who gets a UUID and an account, and
 // why everyone else is refused.
 import t from 'tap';
-import { newBoxKeyPair, newSignKeyPair } from '../../api/keys';
+import { newBoxKeyPair, newSignKeyPair } from '../../lib/keys';
 import type { OnboardRequest } from '../../api/messages';
 import { decideOnboarding, tokenHash, type DeviceRecord } from '../../controller/onboarding';
 

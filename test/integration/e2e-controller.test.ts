@@ -9,7 +9,7 @@ import mqtt from 'mqtt';
 import t from 'tap';
 import { topics } from '../../api/topics';
 import { seal } from '../../api/envelope';
-import { keyId, newSignKeyPair, signerFor } from '../../api/keys';
+import { keyId, newSignKeyPair, signerFor } from '../../lib/keys';
 import { KINDS } from '../../api/messages';
 import type { AppInfo } from '../../api/info';
 import { ConfigBuilder, freePorts, httpGet } from '../lib/config-builder';

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DeviceView } from '../../controller/views';
-import type { Provisioning } from '../../lib/device-identity';
+import type { Provisioning } from '../../api/provisioning';
 import { ZEDBOX, run, start, type Proc } from './proc';
 
 export interface ControllerOptions {

@@ -5,8 +5,8 @@ import { appNetworks, containerName, createOptions } from '../../agents/domainmg
 import type { AppRecord, Limits, ObservedContainer } from '../../agents/domainmgr/records';
 import { domainStatus, metricFromStats } from '../../agents/domainmgr/status';
 import type { DomainConfig } from '../../pubsub/collections/apps';
-import { newBoxKeyPair } from '../../api/keys';
-import { openSecret, sealSecret, type MaybeSealedString } from '../../api/secrets';
+import { newBoxKeyPair } from '../../lib/keys';
+import { openSecret, sealSecret, type MaybeSealedString } from '../../lib/secrets';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const N = 'nnnnnnnn-0000-4000-8000-000000000009'.replace(/n/g, 'c');

@@ -3,7 +3,7 @@
 // replayed, for another device or malformed, saying why.
 import t from 'tap';
 import { seal, signedBytes } from '../../api/envelope';
-import { keyId, newSignKeyPair, signerFor, verifierFor } from '../../api/keys';
+import { keyId, newSignKeyPair, signerFor, verifierFor } from '../../lib/keys';
 import { KINDS, type ConfigBody } from '../../api/messages';
 import { decideConfig } from '../../agents/zedagent/config-message';
 

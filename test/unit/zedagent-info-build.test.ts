@@ -10,12 +10,12 @@ import type { TSchema } from '@sinclair/typebox';
 import {
   AppMetricsSchema, DeviceMetricsSchema, INFO_SCHEMAS, type DeviceInfo,
 } from '../../api/info';
-import { newBoxKeyPair } from '../../api/keys';
-import { sealSecret } from '../../api/secrets';
+import { newBoxKeyPair } from '../../lib/keys';
+import { sealSecret } from '../../lib/secrets';
 import type { InfoKind } from '../../api/topics';
 import {
-  appInfo, appMetrics, configInfo, configResult, contentTreeInfo, deviceInfo, deviceMetrics, localFilesystems, networkInstanceInfo,
-  storageTotalBytes, volumeInfo, volumeInfos, type DeviceInfoInputs,
+  appInfo, appMetrics, configInfo, configResult, contentTreeInfo, deviceInfo, deviceMetrics, networkInstanceInfo,
+  volumeInfo, volumeInfos, type DeviceInfoInputs,
 } from '../../agents/zedagent/info-build';
 import { parseDeviceConfig } from '../../agents/zedagent/device-config';
 import { desiredValues } from '../../agents/zedagent/publish-plan';
@@ -25,6 +25,7 @@ import type { ErrorInfo } from '../../pubsub/collections/common';
 import type { DeviceConfig, DeviceConfigStatus } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import type { ContentTreeStatus, VolumeStatus } from '../../pubsub/collections/volumes';
+import { localFilesystems, storageTotalBytes } from '../../agents/zedagent/filesystems';
 
 const APP = 'a0c1d2e3-0001-4f00-9000-000000000001';
 const VOL = '7b6a7e1c-1111-4c1e-8a3d-6f1e2d3c4b01';

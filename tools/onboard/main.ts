@@ -2,9 +2,10 @@
 // UUID yet (EVE's `client getUuid`): make the keys if needed, then ask the
 // controller until it answers yes, with a bounded backoff. Running it again on
 // an onboarded device only prints the UUID.
-import { keyId } from '../../api/keys';
+import { keyId } from '../../lib/keys';
 import { dirsFrom, loggerFrom, numberOption, parseCli, UsageError } from '../../lib/cli';
-import { ensureDeviceKeys, identityPaths, readOnboarded, readProvisioning } from '../../lib/device-identity';
+import { ensureDeviceKeys, identityPaths, readOnboarded } from '../../lib/device-identity';
+import { readProvisioning } from '../../agents/zedagent/provisioning';
 import { onboard, OnboardingRefused } from '../../agents/zedagent/onboard-driver';
 import type { ToolSpec } from '../tool';
 

@@ -1,0 +1,21 @@
+// The provisioning file: what `zedctl device add` writes for a device and the
+// device reads at boot (<config>/controller.json): where the controller's broker
+// is, how to ask to join, and the key that signs everything the controller sends.
+import { Type, type Static } from '@sinclair/typebox';
+import { SERIAL_PATTERN } from './topics';
+
+const strict = { additionalProperties: false } as const;
+const Key32 = Type.String({ minLength: 44, maxLength: 44 });
+
+export const ProvisioningSchema = Type.Object(
+  {
+    broker: Type.Object({ url: Type.String({ pattern: '^mqtts?://' }), caPem: Type.Optional(Type.String()) }, strict),
+    onboarding: Type.Object({ username: Type.String({ minLength: 1 }), password: Type.String({ minLength: 1 }) }, strict),
+    serial: Type.String({ pattern: SERIAL_PATTERN }),
+    token: Type.String({ minLength: 8 }),
+    /** base64 ed25519 key that signs every config and onboarding reply. */
+    controllerPublicKey: Key32,
+  },
+  strict,
+);
+export type Provisioning = Static<typeof ProvisioningSchema>;
