@@ -1,7 +1,7 @@
 // App instances: zedmanager's state machine output, and what it asks domainmgr
 // to run (EVE's AppInstanceStatus, DomainConfig, DomainStatus).
 import { Type, type Static } from '@sinclair/typebox';
-import { MaybeSealedString } from '../../api/secrets';
+import { MaybeSealedString } from '../../lib/secrets';
 import { defineCollection } from '../catalog';
 import { Counter, ErrorInfoSchema, SwStateSchema, Time, Uuid } from './common';
 import { PortMapSchema } from './config';

@@ -4,7 +4,7 @@
 // docs/device-config.md explains every field.
 import { Type, type Static } from '@sinclair/typebox';
 import { defineCollection } from '../catalog';
-import { MaybeSealedString } from '../../api/secrets';
+import { MaybeSealedString } from '../../lib/secrets';
 import { Counter, Digest, ErrorInfoSchema, Time, Uuid } from './common';
 
 const strict = { additionalProperties: false } as const;
