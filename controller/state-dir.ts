@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { b64, fromB64, newSignKeyPair, type SignKeyPair } from '../lib/keys';
 import type { ConfigBody, InfoBody, StatusBody } from '../api/messages';
 import { SERIAL_RE, UUID_RE, type InfoKind } from '../api/topics';
-import { writeFileAtomicSync } from '../lib/atomic-file';
+import { writeFileAtomicSync, writeFileReplaceSync } from '../lib/atomic-file';
 import type { DeviceRecord } from './onboarding';
 
 export const DEFAULT_STATE_DIR = './zedctl-state';
@@ -99,6 +99,9 @@ export class StateDir {
   /** uuid → serial, rebuilt from devices/ when a uuid is not found (another replica may have onboarded it). */
   private byId = new Map<string, string>();
   private lastScan = 0;
+
+  /** Events file sizes as last appended by this process. */
+  private readonly eventSizes = new Map<string, number>();
 
   constructor(readonly dir: string, private readonly eventsRotateBytes = EVENTS_ROTATE_BYTES) {}
 
@@ -226,13 +229,14 @@ export class StateDir {
   }
 
   readInfo(uuid: string, kind: InfoKind, id: string): StoredInfo | undefined {
-    return readJson<StoredInfo>(this.infoPath(uuid, kind, id));
+    return readCache<StoredInfo>(this.infoPath(uuid, kind, id));
   }
 
+  /** Info and status are a cache of what devices keep retained on the broker: replaced without fsync. */
   writeInfo(uuid: string, kind: InfoKind, id: string, rec: StoredInfo): void {
     const file = this.infoPath(uuid, kind, id);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    writeJson(file, rec);
+    writeFileReplaceSync(file, JSON.stringify(rec, null, 2) + '\n');
   }
 
   /** Every stored info of a device, by kind. */
@@ -243,7 +247,7 @@ export class StateDir {
       const items: StoredInfo[] = [];
       for (const name of listDir(this.path('info', uuid, kind))) {
         if (!name.endsWith('.json') || name.startsWith('.')) continue;
-        const rec = readJson<StoredInfo>(this.path('info', uuid, kind, name));
+        const rec = readCache<StoredInfo>(this.path('info', uuid, kind, name));
         if (rec) items.push(rec);
       }
       out.set(kind, items.sort((a, b) => a.body.id.localeCompare(b.body.id)));
@@ -253,11 +257,13 @@ export class StateDir {
 
   readStatus(uuid: string): StoredStatus | undefined {
     if (!UUID_RE.test(uuid)) return undefined;
-    return readJson<StoredStatus>(this.path('status', `${uuid}.json`));
+    return readCache<StoredStatus>(this.path('status', `${uuid}.json`));
   }
 
   writeStatus(uuid: string, rec: StoredStatus): void {
-    writeJson(this.path('status', `${uuid}.json`), rec);
+    const file = this.path('status', `${uuid}.json`);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileReplaceSync(file, JSON.stringify(rec, null, 2) + '\n');
   }
 
   eventsPath(uuid: string): string {
@@ -268,15 +274,29 @@ export class StateDir {
   appendEvent(uuid: string, ev: EventLine): void {
     const file = this.eventsPath(uuid);
     const line = JSON.stringify(ev) + '\n';
-    let size = 0;
-    try {
-      size = fs.statSync(file).size;
-    } catch {
-      // no file yet
+    // The size is kept in memory (one stat per file, not per message); another replica appending to the
+    // same file makes it an estimate, which only moves the rotation point a little.
+    let size = this.eventSizes.get(file);
+    if (size === undefined) {
+      try {
+        size = fs.statSync(file).size;
+      } catch {
+        size = 0; // no file yet
+      }
     }
-    if (size > 0 && size + Buffer.byteLength(line) > this.eventsRotateBytes) fs.renameSync(file, `${file}.1`);
+    const bytes = Buffer.byteLength(line);
+    if (size > 0 && size + bytes > this.eventsRotateBytes) {
+      // Look again before rotating: another replica may have rotated it already.
+      try { size = fs.statSync(file).size; } catch { size = 0; }
+      if (size > 0 && size + bytes > this.eventsRotateBytes) {
+        fs.renameSync(file, `${file}.1`);
+        size = 0;
+      }
+    }
     fs.appendFileSync(file, line, { mode: 0o600 });
+    this.eventSizes.set(file, size + bytes);
   }
+
 
   /** When anything last arrived from the device: the events file is appended on every message. */
   lastSeen(uuid: string): Date | undefined {
@@ -353,6 +373,16 @@ export function readJson<T>(file: string): T | undefined {
     return JSON.parse(text) as T;
   } catch (err) {
     throw new StateError(`${file} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** readJson for cache files: one left empty or torn by a power loss reads as missing (the device re-sends it). */
+export function readCache<T>(file: string): T | undefined {
+  try {
+    return readJson<T>(file);
+  } catch (err) {
+    if (err instanceof StateError) return undefined;
+    throw err;
   }
 }
 
