@@ -1,96 +1,17 @@
 // The fleet benchmark's processes: forked children (controller, simulators) asked
 // and answered over IPC with bounded waits, a mosquitto_sub that counts what the
 // broker delivers, and /proc readings (CPU time, RSS) of any of them by pid.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..');
 
-export type Msg = { type: string } & Record<string, unknown>;
+export { Child as FleetChild, type Msg } from './procs';
 
-/** Every process this file started, killed if the benchmark process exits without stopping them. */
+/** The mosquitto_sub observers this file started, killed if the benchmark exits without stopping them. */
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
-
-export class FleetChild {
-  private readonly proc: ChildProcess;
-  private readonly inbox: Msg[] = [];
-  private waiter?: () => void;
-  private stderr = '';
-  private exited?: string;
-  readonly gone: Promise<void>;
-
-  constructor(readonly name: string, script: string, nodeArgs: string[] = []) {
-    this.proc = fork(path.join(ROOT, 'bench', script), [], {
-      cwd: ROOT,
-      execArgv: ['--import', 'tsx', ...nodeArgs],
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    live.add(this.proc);
-    this.proc.stderr?.on('data', (d: Buffer) => {
-      this.stderr = (this.stderr + d.toString()).slice(-4000);
-    });
-    this.proc.on('message', (m: Msg) => {
-      this.inbox.push(m);
-      this.waiter?.();
-    });
-    this.gone = new Promise((resolve) => this.proc.on('exit', (code, sig) => {
-      live.delete(this.proc);
-      this.exited = `exited (${sig ?? code})`;
-      this.waiter?.();
-      resolve();
-    }));
-  }
-
-  get pid(): number {
-    return this.proc.pid ?? 0;
-  }
-
-  /** What the child wrote on stderr lately (its warnings, or why it died). */
-  get errors(): string {
-    return this.stderr;
-  }
-
-  send(msg: Msg): void {
-    if (this.proc.connected) this.proc.send(msg);
-  }
-
-  /** The next message of `type` (or any of several types), or an error after `ms` or if the child dies. */
-  async next<T extends Msg>(type: string | string[], ms: number): Promise<T> {
-    const deadline = Date.now() + ms;
-    const types = Array.isArray(type) ? type : [type];
-    for (;;) {
-      const i = this.inbox.findIndex((m) => types.includes(m.type));
-      if (i >= 0) return this.inbox.splice(i, 1)[0] as T;
-      if (this.exited) throw new Error(`${this.name} ${this.exited} waiting for '${type}'\n${this.stderr}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.name}: no '${type}' within ${ms} ms\n${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiter = () => { clearTimeout(t); resolve(); };
-      });
-      this.waiter = undefined;
-    }
-  }
-
-  async ask<T extends Msg>(msg: Msg, reply: string | string[], ms: number): Promise<T> {
-    this.send(msg);
-    return this.next<T>(reply, ms);
-  }
-
-  /** Asks the child to exit; kills it if it has not within `ms`. */
-  async stop(ms = 10_000): Promise<void> {
-    if (this.exited) return;
-    this.send({ type: 'exit' });
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), ms);
-    await this.gone;
-    clearTimeout(t);
-  }
-}
 
 // ---- /proc ----
 

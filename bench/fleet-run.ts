@@ -105,7 +105,7 @@ export class FleetRun {
 
     o.progress('starting the controller');
     const prof = o.profDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profDir}`] : [];
-    const controller = (this.controller = new FleetChild('controller', 'fleet-controller.ts', prof));
+    const controller = (this.controller = new FleetChild('controller', 'fleet-controller.ts', [], { nodeArgs: prof, stdout: 'ignore' }));
     const ready = await controller.ask<Msg & { ms: number; error?: string }>(
       { type: 'start', stateDir: this.stateDir, brokerUrl: mosq.url, caPem: mosq.caPem, dynsecAdmin: mosq.admin }, ['ready', 'failed'], 60_000);
     if (ready.type === 'failed') throw new Error(`the controller did not start: ${ready.error}`);
@@ -178,7 +178,7 @@ export class FleetRun {
     o.progress(`connecting ${fleet.length} devices from ${n} simulator processes`);
     const cpu0 = cpuSeconds(this.controller!.pid);
     const t0 = performance.now();
-    this.sims = Array.from({ length: n }, (_, i) => new FleetChild(`sim-${i}`, 'fleet-sim.ts'));
+    this.sims = Array.from({ length: n }, (_, i) => new FleetChild(`sim-${i}`, 'fleet-sim.ts', [], { stdout: 'ignore' }));
     this.sims.forEach((sim, i) => sim.send({
       type: 'start', url: mosq.url, caPem: mosq.caPem, concurrency: Math.ceil(o.connectConcurrency / n),
       devices: fleet.filter((_, j) => j % n === i),
