@@ -10,7 +10,10 @@ import { writeFileAtomicSync } from '../lib/atomic-file';
 import { UsageError } from '../lib/cli';
 import type { Provisioning } from '../api/provisioning';
 import type { Logger } from '../lib/log';
+import { AccountsFile } from './accounts-file';
+import type { BrokerProvisioner } from './broker-accounts';
 import { connectOnce, publishAcked } from './broker-client';
+import { connectDynsec } from './broker-dynsec';
 import { resignConfig, signConfig } from './config-signer';
 import { tokenHash, type DeviceRecord } from './onboarding';
 import { startController, type ControllerOptions } from './server';
@@ -103,6 +106,40 @@ export function showDevice(state: StateDir, ref: string, json: boolean, io: Io):
 }
 
 // ---- configs ----
+
+/**
+ * Forgets a device: its broker account goes (its connection with it), its retained config and info are
+ * cleared on the broker, and its record, config and info leave the state dir. The serial can then be
+ * added again; the device must be given the new provisioning file and lose its onboarding record.
+ */
+export async function removeDevice(state: StateDir, ref: string, io: Io): Promise<void> {
+  const dev = findOrFail(state, ref);
+  const server = state.requireServer();
+  const uuid = dev.deviceId;
+  if (uuid) {
+    const provisioner = await provisionerFor(state, server);
+    try {
+      await provisioner.remove(dev.brokerUsername ?? uuid);
+    } finally {
+      await provisioner.close?.();
+    }
+    const retained = [topics.config(uuid), topics.status(uuid)];
+    for (const [kind, items] of state.listInfo(uuid)) for (const i of items) retained.push(topics.info(uuid, kind, i.body.id));
+    // An empty retained message deletes the retained one.
+    await withBroker(server, async (client) => {
+      for (const topic of retained) await publishAcked(client, topic, Buffer.alloc(0), true);
+    });
+  }
+  state.removeDevice(dev);
+  io.out(`${dev.serial} removed${uuid ? ` (device ${uuid}: broker account, retained config and info cleared)` : ''}\n`);
+}
+
+/** Who creates and removes broker accounts: the embedded broker's accounts file, or Mosquitto's dynsec. */
+async function provisionerFor(state: StateDir, server: ServerInfo): Promise<BrokerProvisioner & { close?(): Promise<void> }> {
+  if (server.embedded) return new AccountsFile(state);
+  if (!server.dynsecAdmin) throw new CommandError('server.json has no dynamic-security admin account: cannot remove the device\'s broker account');
+  return connectDynsec({ url: server.url, ...(server.caPem ? { caPem: server.caPem } : {}), ...server.dynsecAdmin });
+}
 
 async function withBroker<T>(server: ServerInfo, fn: (client: MqttClient) => Promise<T>): Promise<T> {
   let client: MqttClient;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, loggerFrom } from '../lib/cli';
 import type { ToolEnv, ToolSpec } from '../tools/tool';
-import { CommandError, configGet, configSet, epochBump, follow, listDevices, registerDevice, serve, showDevice, type Io } from './cli';
+import { CommandError, configGet, configSet, epochBump, follow, listDevices, registerDevice, removeDevice, serve, showDevice, type Io } from './cli';
 import { DEFAULT_GROUP } from './server';
 import { StateError, StateDir, resolveStateDir } from './state-dir';
 
@@ -30,6 +30,10 @@ const HELP = `Usage:
       A device that asks to join without being registered is refused and listed as pending. allow
       registers it as add does: give the device the new provisioning file, or pass --token with the
       token the device already has so it can join as it is.
+  zedctl device remove DEVICE
+      Forgets a device: removes its broker account (closing its connection), clears its retained
+      config and info on the broker and its record in the state dir. Its serial can be added again
+      (a device that lost its keys, or one replaced).
   zedctl devices [--json]
       Every device: state, UUID, online/offline, last seen, config seq applied/sent, apps running.
   zedctl show DEVICE [--json]
@@ -136,7 +140,12 @@ async function run(args: string[], io: Io): Promise<number> {
       return 0;
     }
     case 'device': {
-      if (sub !== 'add' && sub !== 'allow') throw new UsageError('usage: zedctl device add|allow SERIAL [--token TOKEN] [--out FILE]');
+      if (sub === 'remove') {
+        need(3, 'device remove DEVICE');
+        await removeDevice(state, rest[0]!, io);
+        return 0;
+      }
+      if (sub !== 'add' && sub !== 'allow') throw new UsageError('usage: zedctl device add|allow SERIAL [--token TOKEN] [--out FILE], or device remove DEVICE');
       need(3, `device ${sub} SERIAL [--token TOKEN] [--out FILE]`);
       registerDevice(state, rest[0]!, { mode: sub, token: v.token, out: v.out }, io);
       return 0;

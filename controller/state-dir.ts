@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { b64, fromB64, newSignKeyPair, type SignKeyPair } from '../lib/keys';
 import type { ConfigBody, InfoBody, StatusBody } from '../api/messages';
 import { SERIAL_RE, UUID_RE, type InfoKind } from '../api/topics';
-import { writeFileAtomicSync, writeFileReplaceSync } from '../lib/atomic-file';
+import { unlinkDurableSync, writeFileAtomicSync, writeFileReplaceSync } from '../lib/atomic-file';
 import type { DeviceRecord } from './onboarding';
 
 export const DEFAULT_STATE_DIR = './zedctl-state';
@@ -161,6 +161,17 @@ export class StateDir {
     if (!SERIAL_RE.test(rec.serial)) throw new StateError(`invalid serial ${JSON.stringify(rec.serial)}`);
     writeJson(this.path('devices', `${rec.serial}.json`), rec);
     if (rec.deviceId) this.byId.set(rec.deviceId, rec.serial);
+  }
+
+  /** Forgets a device: its record, the config sent, what it reported. Events stay, as history. */
+  removeDevice(rec: DeviceRecord): void {
+    unlinkDurableSync(this.path('devices', `${rec.serial}.json`));
+    const uuid = rec.deviceId;
+    if (!uuid || !UUID_RE.test(uuid)) return;
+    this.byId.delete(uuid);
+    unlinkDurableSync(this.path('configs', `${uuid}.json`));
+    fs.rmSync(this.path('status', `${uuid}.json`), { force: true });
+    fs.rmSync(this.path('info', uuid), { recursive: true, force: true });
   }
 
   listDevices(): DeviceRecord[] {

@@ -12,6 +12,8 @@ import { seal } from '../../api/envelope';
 import { keyId, newSignKeyPair, signerFor } from '../../lib/keys';
 import { KINDS } from '../../api/messages';
 import type { AppInfo } from '../../api/info';
+import { readDeviceKeys, readOnboarded } from '../../lib/device-identity';
+import { openSecret } from '../../lib/secrets';
 import { ConfigBuilder, freePorts, httpGet } from '../lib/config-builder';
 import { Controller, type ShownDevice } from '../lib/controller';
 import { Device } from '../lib/device';
@@ -183,4 +185,18 @@ t.test('an unknown serial is refused with a clear error, retried, and joins once
   t.equal(rows.find((r) => r.serial === 'serial-stranger')?.state, 'pending', 'the operator sees it pending');
   await ctl.zedctl(['device', 'allow', 'serial-stranger', '--token', 'stranger-token-123', '--out', path.join(ctl.stateDir, '.allowed.json')]);
   await until(ctl, 'serial-stranger', (v) => v.record.state === 'onboarded' && v.status?.state === 'online', 'allowed device onboards on its next try', 60_000);
+
+  // The operator forgets it: its account goes, and the serial can be registered again.
+  await ctl.zedctl(['device', 'remove', 'serial-stranger']);
+  const after = JSON.parse((await ctl.zedctl(['devices', '--json'])).out) as Array<{ serial: string }>;
+  t.notOk(after.some((r) => r.serial === 'serial-stranger'), 'removed from the device list');
+  const rec = readOnboarded(device.dirs)!;
+  const server = JSON.parse(fs.readFileSync(path.join(ctl.stateDir, 'server.json'), 'utf8'));
+  const err = await mqtt.connectAsync(server.url, {
+    protocolVersion: 4, clientId: 'e2e-old-account', reconnectPeriod: 0, username: rec.broker.username,
+    password: openSecret(rec.broker.password, readDeviceKeys(device.dirs)!.box.secretKey),
+  }).then((c) => { void c.endAsync(); return undefined; }, (e: Error & { code?: number }) => e);
+  t.equal(err?.code, 5, 'its broker account no longer connects (not authorized)');
+  await ctl.zedctl(['device', 'add', 'serial-stranger', '--out', path.join(ctl.stateDir, '.again.json')]);
+  t.pass('the serial can be added again');
 });
