@@ -28,7 +28,12 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
   let onboarded = readOnboarded(ctx.dirs);
   if (!onboarded) {
     applier.publishDefaults();
-    onboarded = await onboard({ dirs: ctx.dirs, provisioning: prov, keys, log: ctx.log, signal: ctx.signal });
+    try {
+      onboarded = await onboard({ dirs: ctx.dirs, provisioning: prov, keys, log: ctx.log, signal: ctx.signal });
+    } catch (err) {
+      if (ctx.signal.aborted) return; // stopped while still waiting for the controller
+      throw err;
+    }
   }
   if (ctx.signal.aborted) return;
   const deviceId = onboarded.deviceId;
@@ -73,18 +78,18 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
   );
   // The checkpointed config first, before anything slow: apps come back even when the broker cannot be reached.
   source.boot();
-  const hardware = await readHardware();
-  if (ctx.signal.aborted) return;
-  reporter = new Reporter(ctx, {
-    deviceId, signer, kid, outbox, seq: SeqAllocator.at(ctx.dirs.persist), applier, hardware,
-    sampler: new MetricsSampler(), startedAt: run.record.startedAt, bootReason: run.reason,
-    restartCounter: run.record.restartCounter ?? 1, ops: () => ops,
-    sendMetrics: (topic, payload) => link.sendLossy(topic, payload),
-  });
-  reporter.start();
-  link.start();
-  ctx.log.info('zedagent running with the controller', { deviceId, broker: prov.broker.url, outboxPending: outbox.pending });
   try {
+    const hardware = await readHardware();
+    if (ctx.signal.aborted) return;
+    reporter = new Reporter(ctx, {
+      deviceId, signer, kid, outbox, seq: SeqAllocator.at(ctx.dirs.persist), applier, hardware,
+      sampler: new MetricsSampler(), startedAt: run.record.startedAt, bootReason: run.reason,
+      restartCounter: run.record.restartCounter ?? 1, ops: () => ops,
+      sendMetrics: (topic, payload) => link.sendLossy(topic, payload),
+    });
+    reporter.start();
+    link.start();
+    ctx.log.info('zedagent running with the controller', { deviceId, broker: prov.broker.url, outboxPending: outbox.pending });
     await untilAborted(ctx.signal);
   } finally {
     outbox.flush();

@@ -42,6 +42,8 @@ export class Outbox {
   private versions = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   sent = 0;
+  writeErrors = 0;
+  lastWriteError: string | undefined;
 
   constructor(private readonly dir: string, private readonly opts: OutboxOptions = { maxInflight: 32, flushAfterMs: 200 }) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -123,7 +125,13 @@ export class Outbox {
         const cur = this.entries.get(e.key);
         if (cur && cur.version === version) {
           this.entries.delete(e.key);
-          if (cur.onDisk) unlinkDurableSync(this.fileOf(e.key));
+          if (cur.onDisk) {
+            try {
+              unlinkDurableSync(this.fileOf(e.key));
+            } catch {
+              this.writeErrors++; // a stale file is sent once more after a restart: harmless (the controller drops older seqs)
+            }
+          }
         } else if (cur) {
           delete cur.sending; // replaced while in flight: the newer one goes next
         }
@@ -140,8 +148,15 @@ export class Outbox {
   }
 
   private write(e: Entry): void {
-    writeFileAtomicSync(this.fileOf(e.key), JSON.stringify({ key: e.key, msg: e.msg }));
-    e.onDisk = true;
+    try {
+      writeFileAtomicSync(this.fileOf(e.key), JSON.stringify({ key: e.key, msg: e.msg }));
+      e.onDisk = true;
+    } catch (err) {
+      // A full or failing disk: the message stays owed in memory (lost only if zedbox stops before
+      // the link returns), and the next flush tries the disk again.
+      this.writeErrors++;
+      this.lastWriteError = (err as Error).message;
+    }
   }
 
   private fileOf(key: string): string {
