@@ -20,8 +20,10 @@ import { Device } from '../lib/device';
 import { makeImage, removeImage } from '../lib/images';
 import { ensureServices } from '../lib/services';
 import { waitUntil } from '../lib/wait';
+import { dockerClient, LABEL_APP, LABEL_INSTANCE } from '../../lib/docker';
 
 const services = ensureServices();
+const docker = dockerClient({ dockerSocket: services.dockerSocket });
 const SECRET = `s3cret-${Math.random().toString(36).slice(2)}`;
 
 function appOf(v: ShownDevice, id: string): AppInfo | undefined {
@@ -144,10 +146,16 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     await waitUntil(async () => (await httpGet(port).catch(() => ({ body: '' }))).body === `${SECRET}\n`, 'the app answers after the offline restart', 60_000);
     await waitUntil(() => device.logRecords().some((r) => r.msg === 'device config applied' && r.fromCheckpoint === true), 'the config applied from the checkpoint', 30_000);
     t.pass('the restarted device applied its checkpointed config without the controller');
+    // A second change while still offline: the app's container dies and domainmgr starts it again.
+    const [c] = await docker.listContainers({ filters: { label: [`${LABEL_APP}=${web}`, `${LABEL_INSTANCE}=${device.instance}`] } });
+    await docker.getContainer(c!.Id).kill();
+    await waitUntil(async () => (await httpGet(port).catch(() => ({ body: '' }))).body === `${SECRET}\n`, 'the app answers again after its container was killed', 60_000);
     await ctl.start(); // same state dir and port: the broker is back
     const after = await until(ctl, 'serial-e2e-1', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
       'the restart made while offline is reported');
     t.equal(after.device?.bootReason, 'zedbox-restart', 'with its reason');
+    const restarted = await until(ctl, 'serial-e2e-1', (v) => (appOf(v, web)?.containerRestarts ?? 0) >= 1, 'the container restart made while offline is reported too', 30_000);
+    t.equal(appOf(restarted, web)?.containerRestarts, 1, 'the container restart made while offline is reported too');
     t.equal(after.record.deviceId, uuid, 'a second boot keeps its UUID');
     t.equal(appOf(after, web)?.state, 'RUNNING');
     await until(ctl, 'serial-e2e-1', (v) => !v.config?.error, 'the checkpoint notice is gone once the controller repeated the same config', 20_000)
