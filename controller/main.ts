@@ -12,11 +12,14 @@ import { DEFAULT_GROUP } from './server';
 import { StateError, StateDir, resolveStateDir } from './state-dir';
 
 const HELP = `Usage:
-  zedctl serve [--listen HOST:PORT] [--public-url URL]
+  zedctl serve [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--public-url URL]
   zedctl serve --broker URL [--ca FILE] [--dynsec-admin USER --dynsec-password-file FILE]
                [--group NAME] [--replica NAME] [--public-url URL]
       Runs the controller until Ctrl-C (SIGINT) or SIGTERM. Without --broker it runs its own MQTT
-      broker on --listen (default 127.0.0.1:1883). With --broker it uses that Mosquitto (dynamic
+      broker on --listen (default 127.0.0.1:1883), over TLS with --tls-cert and --tls-key (devices get
+      --tls-ca, default the certificate, in their provisioning file). It refuses to serve MQTT in clear
+      beyond the loopback (device passwords would cross the network) unless --insecure-plain is given.
+      With --broker it uses that Mosquitto (dynamic
       security plugin): the admin account, given once, creates the controller's, the onboarding and
       every device's account, and is kept in server.json. Replicas sharing one --state and broker
       split the device traffic (shared subscriptions, group --group, default ${DEFAULT_GROUP}).
@@ -64,6 +67,10 @@ Exit codes: 0 done, 1 failed, 2 wrong usage.`;
 const OPTIONS = {
   state: { type: 'string' },
   listen: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'insecure-plain': { type: 'boolean' },
   'public-url': { type: 'string' },
   broker: { type: 'string' },
   ca: { type: 'string' },
@@ -186,6 +193,10 @@ async function run(args: string[], io: Io): Promise<number> {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+}
+
 function serveOptions(v: Values, stateDir: string) {
   const log = loggerFrom(v, 'zedctl');
   const readFile = (file: string, what: string): string => {
@@ -199,11 +210,19 @@ function serveOptions(v: Values, stateDir: string) {
   if (v.broker === undefined && (v.ca || v['dynsec-admin'] || v.group || v.replica)) throw new UsageError('--ca, --dynsec-admin, --group and --replica go with --broker');
   if (v.broker !== undefined && v.listen !== undefined) throw new UsageError('--listen is for the embedded broker; with --broker the broker listens');
   if ((v['dynsec-admin'] === undefined) !== (v['dynsec-password-file'] === undefined)) throw new UsageError('--dynsec-admin and --dynsec-password-file go together');
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (v.broker !== undefined && (v['tls-cert'] || v['tls-ca'] || v['insecure-plain'])) throw new UsageError('--tls-cert, --tls-key, --tls-ca and --insecure-plain are for the embedded broker');
+  const listen = v.listen !== undefined ? hostPort(v.listen) : undefined;
+  if (v.broker === undefined && listen && !isLoopback(listen.host) && v['tls-cert'] === undefined && !v['insecure-plain']) {
+    throw new UsageError(`refusing to serve MQTT in clear on ${listen.host}: devices' passwords would cross the network; give --tls-cert and --tls-key (or --insecure-plain)`);
+  }
   if (v['public-url'] !== undefined && !/^mqtts?:\/\//.test(v['public-url'])) throw new UsageError('--public-url must be mqtt://HOST:PORT or mqtts://HOST:PORT');
   return {
     stateDir,
     log,
-    ...(v.listen !== undefined ? { listen: hostPort(v.listen) } : {}),
+    ...(listen ? { listen } : {}),
+    ...(v['tls-cert'] !== undefined ? { tls: { certPem: readFile(v['tls-cert'], 'TLS certificate'), keyPem: readFile(v['tls-key']!, 'TLS key') } } : {}),
+    ...(v['tls-ca'] !== undefined ? { caPem: readFile(v['tls-ca'], 'CA file') } : {}),
     ...(v.broker !== undefined ? { brokerUrl: v.broker } : {}),
     ...(v.ca !== undefined ? { caPem: readFile(v.ca, 'CA file') } : {}),
     ...(v['dynsec-admin'] !== undefined

@@ -31,6 +31,8 @@ export interface ControllerOptions {
   caPem?: string;
   /** Where the embedded broker listens (default 127.0.0.1:1883; port 0 picks a free one). */
   listen?: { host: string; port: number };
+  /** The embedded broker's TLS certificate and key; caPem (default the certificate) goes to devices. */
+  tls?: { certPem: string; keyPem: string };
   /** Dynamic-security admin of the external broker: creates the controller's and devices' accounts. */
   dynsecAdmin?: Account;
   /** Shared-subscription group of the replicas (external broker only). */
@@ -174,11 +176,14 @@ async function embeddedBroker(state: StateDir, opts: ControllerOptions): Promise
   const listen = opts.listen ?? DEFAULT_LISTEN;
   const embedded = await startEmbeddedBroker({
     host: listen.host, port: listen.port, accounts, dataDir: state.path('broker'), log: opts.log.child('broker'),
+    ...(opts.tls ? { tls: { certPem: opts.tls.certPem, keyPem: opts.tls.keyPem } } : {}),
   });
+  const caPem = opts.tls ? opts.caPem ?? opts.tls.certPem : undefined;
   // A broker on every interface is reached locally on the loopback.
-  const url = /^(0\.0\.0\.0|::|\[::\])$/.test(listen.host) ? `mqtt://127.0.0.1:${embedded.port}` : embedded.url;
+  const url = /^(0\.0\.0\.0|::|\[::\])$/.test(listen.host) ? `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${embedded.port}` : embedded.url;
   const server: ServerInfo = {
     url,
+    ...(caPem ? { caPem } : {}),
     ...(opts.publicUrl ?? previous?.publicUrl ? { publicUrl: opts.publicUrl ?? previous?.publicUrl } : {}),
     controller, onboarding, epoch: previous?.epoch ?? 0, embedded: true,
   };

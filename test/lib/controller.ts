@@ -16,6 +16,8 @@ export interface ControllerOptions {
   /** Shares another controller's state (a replica). */
   stateDir?: string;
   replica?: string;
+  /** More `zedctl serve` arguments (e.g. --tls-cert FILE --tls-key FILE). */
+  serveArgs?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -59,6 +61,7 @@ export class Controller {
     } else {
       args.push('--listen', `127.0.0.1:${this.port}`);
     }
+    args.push(...(this.opts.serveArgs ?? []));
     this.proc = start(ZEDBOX, args);
     await this.proc.waitFor((l) => l.includes('zedctl: serving devices'), 'zedctl serve ready', 30_000);
   }
