@@ -18,6 +18,7 @@ import { onboard } from './onboard-driver';
 import { opsCommand, readOpsRecord, runOpsCommand, writeOpsRecord } from './ops-driver';
 import { Outbox } from './outbox';
 import { Reporter, infoPriority } from './reporter';
+import { ReportedKeys } from './reported-keys';
 import { SeqAllocator } from './seq-allocator';
 import { MetricsSampler, readHardware } from './system-driver';
 
@@ -84,7 +85,7 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
     reporter = new Reporter(ctx, {
       deviceId, signer, kid, outbox, seq: SeqAllocator.at(ctx.dirs.persist), applier, hardware,
       sampler: new MetricsSampler(), startedAt: run.record.startedAt, bootReason: run.reason,
-      restartCounter: run.record.restartCounter ?? 1, ops: () => ops,
+      restartCounter: run.record.restartCounter ?? 1, ops: () => ops, reportedKeys: ReportedKeys.at(ctx.dirs.persist),
       sendMetrics: (topic, payload) => link.sendLossy(topic, payload),
     });
     reporter.start();

@@ -19,6 +19,8 @@ import { appInfo, appMetrics, configInfo, contentTreeInfo, deviceInfo, deviceMet
 import type { Outbox } from './outbox';
 import type { SeqAllocator } from './seq-allocator';
 import type { HardwareSnapshot, MetricsSampler } from './system-driver';
+import { expectedKeys, staleKeys, type ReportedKeys } from './reported-keys';
+import type { Volume } from '../../pubsub/collections/config';
 
 export interface ReporterDeps {
   deviceId: string;
@@ -33,6 +35,8 @@ export interface ReporterDeps {
   bootReason: BootReason;
   restartCounter: number;
   ops: () => OpsRecord;
+  /** What earlier runs reported (persisted). */
+  reportedKeys: ReportedKeys;
   /** Sends metrics if the link is up; false when dropped. */
   sendMetrics: (topic: string, payload: string) => boolean;
 }
@@ -119,9 +123,32 @@ export class Reporter {
     for (const key of [...this.sentValues.keys()]) {
       if (want.has(key)) continue;
       this.sentValues.delete(key);
-      const [kind, ...rest] = key.split('/');
-      this.queue(kind as InfoKind, rest.join('/'), { deleted: true });
+      this.tombstone(key);
     }
+    this.settlePrior();
+    this.d.reportedKeys.save(this.sentValues.keys());
+  }
+
+  /** Once a config is in force, what an earlier run reported and nothing names any more is reported deleted. */
+  private settlePrior(): void {
+    const known = this.d.reportedKeys;
+    const applier = this.d.applier;
+    if (!known.prior || applier.status.appliedVersion === undefined) return;
+    const expected = expectedKeys({
+      apps: applier.values('AppInstanceConfig').keys(),
+      volumes: applier.values<Volume>('VolumeConfig').values(),
+      contentTrees: applier.values('ContentTreeConfig').keys(),
+      networkInstances: applier.values('NetworkInstanceConfig').keys(),
+    });
+    const stale = staleKeys(known.prior, (k) => this.sentValues.has(k), expected);
+    known.prior = undefined;
+    if (stale.length) this.ctx.log.info('reporting objects gone while zedagent was not running', { objects: stale });
+    for (const key of stale) this.tombstone(key);
+  }
+
+  private tombstone(key: string): void {
+    const [kind, ...rest] = key.split('/');
+    this.queue(kind as InfoKind, rest.join('/'), { deleted: true });
   }
 
   private deviceInfoValue(): unknown {

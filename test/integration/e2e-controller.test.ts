@@ -2,6 +2,7 @@
 // bundle runs `zedctl serve` and a device (`zedbox` with a provisioning file);
 // everything the test does is what an operator does with zedctl, or what an
 // attacker could do on the broker. Docker and the registry are real.
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -142,7 +143,13 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     await ctl.stop();
     const containerBefore = (await httpGet(port)).body;
     t.equal(containerBefore, `${SECRET}\n`, 'the app serves with the controller gone');
-    await device.restart(); // zedbox restarted while the broker is down
+    // zedbox restarted while the broker is down; and, as if a crash had lost it before the broker had it,
+    // the tombstone of an app the device once reported (its key stays in the device's reported set).
+    await device.stop();
+    const keysFile = path.join(device.dirs.persist, 'status', 'zedagent', 'reported-keys.json');
+    const ghost = randomUUID();
+    fs.writeFileSync(keysFile, JSON.stringify([...JSON.parse(fs.readFileSync(keysFile, 'utf8')) as string[], `app/${ghost}`]));
+    await device.start();
     await waitUntil(async () => (await httpGet(port).catch(() => ({ body: '' }))).body === `${SECRET}\n`, 'the app answers after the offline restart', 60_000);
     await waitUntil(() => device.logRecords().some((r) => r.msg === 'device config applied' && r.fromCheckpoint === true), 'the config applied from the checkpoint', 30_000);
     t.pass('the restarted device applied its checkpointed config without the controller');
@@ -154,6 +161,11 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     const after = await until(ctl, 'serial-e2e-1', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
       'the restart made while offline is reported');
     t.equal(after.device?.bootReason, 'zedbox-restart', 'with its reason');
+    await waitUntil(() => {
+      const f = path.join(ctl.stateDir, 'info', uuid, 'app', `${ghost}.json`);
+      return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8')).body.deleted === true;
+    }, 'the app the device no longer has is reported deleted', 30_000);
+    t.notOk(after.apps.some((a) => a.id === ghost), 'and is not among the device\'s apps');
     const restarted = await until(ctl, 'serial-e2e-1', (v) => (appOf(v, web)?.containerRestarts ?? 0) >= 1, 'the container restart made while offline is reported too', 30_000);
     t.equal(appOf(restarted, web)?.containerRestarts, 1, 'the container restart made while offline is reported too');
     t.equal(after.record.deviceId, uuid, 'a second boot keeps its UUID');
