@@ -51,11 +51,12 @@ export class ControllerConfigSource {
     return ok;
   }
 
-  receive(payload: Buffer): void {
+  /** What became of it: the LED and the reports follow. */
+  receive(payload: Buffer): 'applied' | 'repeat' | 'refused' | 'bad-signature' | 'cleared' {
     if (payload.length === 0) {
       // An empty retained message clears the topic: the controller withdrew the config. Keep running it.
       this.ctx.log.warn('the controller cleared this device\'s config; keeping the applied one');
-      return;
+      return 'cleared';
     }
     const d = decideConfig(payload, this.controller, this.deviceId, this.applied);
     if (d.action === 'repeat') {
@@ -63,19 +64,20 @@ export class ControllerConfigSource {
       const cp = this.fromCheckpoint;
       this.fromCheckpoint = undefined;
       if (cp) this.applier.apply(cp.parsed, { seq: cp.seq, epoch: cp.epoch });
-      return;
+      return 'repeat';
     }
     this.fromCheckpoint = undefined;
     if (d.action === 'refuse') {
       this.applier.refuse(d.bodySha256, d.errors, d.unknownConfigItems, d.what,
         'the controller must send a correctly signed, newer config; the applied config stays in force');
-      return;
+      return d.what === 'config with a bad signature' || d.what === 'unsigned or malformed config' ? 'bad-signature' : 'refused';
     }
-    if (!this.applier.apply(d.parsed, { seq: d.body.seq, epoch: d.body.epoch })) return;
+    if (!this.applier.apply(d.parsed, { seq: d.body.seq, epoch: d.body.epoch })) return 'refused';
     this.applied = { seq: d.body.seq, bodySha256: d.bodySha256 };
     const file = controllerCheckpointPath(this.ctx.dirs.persist);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeFileAtomicSync(file, payload);
     this.onApplied(d.body);
+    return 'applied';
   }
 }

@@ -16,6 +16,7 @@ import { ControllerLink } from './controller-link';
 import { decideOps } from './device-ops';
 import { onboard } from './onboard-driver';
 import { opsCommand, readOpsRecord, runOpsCommand, writeOpsRecord } from './ops-driver';
+import { LedState, ledForRefusal } from './led-state';
 import { Outbox } from './outbox';
 import { Reporter, infoPriority } from './reporter';
 import { ReportedKeys } from './reported-keys';
@@ -26,11 +27,16 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
   const { keys, created } = ensureDeviceKeys(ctx.dirs);
   if (created) ctx.log.info('made this device\'s key pairs', { signKey: keyId(keys.sign.publicKey) });
   const applier = new ConfigApplier(ctx, `controller:${prov.broker.url}`);
+  const led = new LedState(ctx);
+  led.set(2, `connecting to the controller's broker at ${prov.broker.url}`);
   let onboarded = readOnboarded(ctx.dirs);
   if (!onboarded) {
     applier.publishDefaults();
     try {
-      onboarded = await onboard({ dirs: ctx.dirs, provisioning: prov, keys, log: ctx.log, signal: ctx.signal });
+      onboarded = await onboard({
+        dirs: ctx.dirs, provisioning: prov, keys, log: ctx.log, signal: ctx.signal,
+        onRefused: (code, error) => led.set(ledForRefusal(code), error),
+      });
     } catch (err) {
       if (ctx.signal.aborted) return; // stopped while still waiting for the controller
       throw err;
@@ -72,9 +78,19 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
     },
     deviceId, signer, kid, ctx.log,
     {
-      onConfig: (payload) => source.receive(payload),
-      onUp: () => outbox.attach((m) => link.send(m)),
-      onDown: () => outbox.detach(),
+      onConfig: (payload) => {
+        const outcome = source.receive(payload);
+        if (outcome === 'bad-signature') led.set(15, 'the controller\'s signature on the config is invalid or missing');
+        else if (outcome !== 'cleared') led.set(4, 'connected, onboarded, config received');
+      },
+      onUp: () => {
+        led.set(3, 'connected to the broker, waiting for the config');
+        outbox.attach((m) => link.send(m));
+      },
+      onDown: (reason) => {
+        led.set(2, `connecting to the controller's broker: ${reason}`);
+        outbox.detach();
+      },
     },
   );
   // The checkpointed config first, before anything slow: apps come back even when the broker cannot be reached.

@@ -6,6 +6,7 @@ import { readProvisioning } from './provisioning';
 import { untilAborted, type AgentSpec } from '../agent';
 import { ConfigApplier } from './config-applier';
 import { runWithController } from './controller-mode';
+import { LedState } from './led-state';
 import { LocalConfigSource } from './local-config-source';
 
 export const zedagent: AgentSpec = {
@@ -30,6 +31,8 @@ shutdown counter changes.`,
   async run(ctx) {
     const prov = readProvisioning(ctx.dirs);
     if (prov) return runWithController(ctx, prov);
+    // No controller: the device runs on its own; the LED says it is in operation.
+    new LedState(ctx).set(4, `running the local config file ${ctx.settings.configFile} (no controller)`);
     const source = new LocalConfigSource(ctx, new ConfigApplier(ctx, `file:${ctx.settings.configFile}`));
     source.start();
     try {

@@ -32,6 +32,8 @@ export interface OnboardOptions {
   attemptTimeoutMs?: number;
   /** Gives up after this long (the tool's --timeout); undefined: never. */
   deadlineMs?: number;
+  /** Told of every attempt that did not succeed: the controller's refusal code, or none when unreachable. */
+  onRefused?: (code: string | undefined, error: string) => void;
 }
 
 export class OnboardingRefused extends Error {
@@ -82,6 +84,7 @@ export async function onboard(o: OnboardOptions): Promise<Onboarded> {
         o.log.info('onboarded', { serial: prov.serial, deviceId: rec.deviceId, attempts: attempt });
         return rec;
       }
+      o.onRefused?.(result.code, result.error);
       const wait = Math.min(backoff, maxBackoff);
       o.log.warn('onboarding not done; will retry', { serial: prov.serial, attempt, reason: result.error, ...(result.code ? { code: result.code } : {}), retryInMs: wait });
       if (o.deadlineMs !== undefined && Date.now() - started + wait > o.deadlineMs) {

@@ -5,6 +5,7 @@ import { AgentStatusCollection } from './agents';
 import { APP_COLLECTIONS } from './apps';
 import { CONFIG_COLLECTIONS } from './config';
 import { CONTENT_COLLECTIONS } from './content';
+import { DEVICE_STATE_COLLECTIONS } from './device-state';
 import { VOLUME_COLLECTIONS } from './volumes';
 
 export * from './agents';
@@ -13,8 +14,9 @@ export * from './common';
 export * from './config';
 export * from './config-items';
 export * from './content';
+export * from './device-state';
 export * from './volumes';
 
 export const CATALOG = makeCatalog([
-  AgentStatusCollection, ...CONFIG_COLLECTIONS, ...CONTENT_COLLECTIONS, ...VOLUME_COLLECTIONS, ...APP_COLLECTIONS,
+  AgentStatusCollection, ...CONFIG_COLLECTIONS, ...CONTENT_COLLECTIONS, ...VOLUME_COLLECTIONS, ...APP_COLLECTIONS, ...DEVICE_STATE_COLLECTIONS,
 ]);

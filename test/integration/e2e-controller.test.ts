@@ -103,6 +103,8 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     t.notOk(device.logs().some((l) => l.includes(SECRET)), 'nor in its logs');
     t.same(filesContaining(ctl.stateDir, SECRET), [], 'nor in the controller\'s state (the config it keeps is sealed)');
     t.notOk(fs.existsSync(rebootMarker), 'the first reboot counter is only a baseline');
+    const codes = device.logRecords().filter((r) => r.source === 'ledmanager' && /^LED code/.test(String(r.msg))).map((r) => String(r.msg));
+    t.same(codes.slice(-1), ['LED code 4: connected and onboarded'], `the LED says so (codes so far: ${codes.map((c) => c.split(':')[0]!.slice(9)).join(', ')})`);
   });
 
   const first = JSON.parse(fs.readFileSync(path.join(ctl.stateDir, 'configs', `${uuid}.json`), 'utf8')).envelope as string;
@@ -133,9 +135,12 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
       t.match(v.device?.config.lastResult, 'refused', `${name}: device info says the last config was refused`);
       t.equal((await httpGet(port)).body, `${SECRET}\n`, `${name}: the app still serves`);
     }
+    const ledCodes = (): string[] => device.logRecords().filter((r) => r.source === 'ledmanager').map((r) => String(r.msg));
+    t.ok(ledCodes().includes('LED code 15: the controller\'s signature is invalid or missing'), 'the forged config turned the LED to code 15');
     // The operator sends a good config again: it wins over whatever sits on the topic.
     await ctl.zedctl(['config', 'set', 'serial-e2e-1', write('c3.json', withSecret(cfg.build({ reboot: { counter: 2 } })))]);
     await until(ctl, 'serial-e2e-1', (v) => v.config?.appliedSeq === 3 && !v.config?.error, 'seq 3 applied, refusal cleared');
+    await waitUntil(() => ledCodes().slice(-1)[0] === 'LED code 4: connected and onboarded', 'the LED back to code 4', 10_000);
   });
 
   await t.test('broker down: apps run; a restart while offline boots from the checkpoint; all info arrives after', async (t) => {
@@ -200,6 +205,7 @@ t.test('an unknown serial is refused with a clear error, retried, and joins once
   await waitUntil(() => device.logRecords().filter((r) => r.msg === 'onboarding not done; will retry').length >= 2, 'two refused attempts', 30_000);
   const refusals = device.logRecords().filter((r) => r.msg === 'onboarding not done; will retry');
   t.match(refusals[0]?.reason, /not-registered/, 'the controller\'s reason is logged');
+  await waitUntil(() => device.logRecords().some((r) => r.msg === 'LED code 18: onboarding failed: the controller does not know this device'), 'LED code 18', 10_000);
   t.ok(Number(refusals[1]?.retryInMs) > Number(refusals[0]?.retryInMs), `the backoff grows (${refusals.map((r) => r.retryInMs).join(', ')} ms)`);
   const rows = JSON.parse((await ctl.zedctl(['devices', '--json'])).out) as Array<{ serial: string; state: string }>;
   t.equal(rows.find((r) => r.serial === 'serial-stranger')?.state, 'pending', 'the operator sees it pending');
