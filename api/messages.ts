@@ -3,12 +3,12 @@
 // receiver drop what is older than what it already has.
 import { Type, type Static } from '@sinclair/typebox';
 import { SealedSchema } from '../lib/secrets';
-import { SERIAL_PATTERN, INFO_KINDS } from './topics';
+import { DEVICE_UUID_PATTERN, SERIAL_PATTERN, INFO_KINDS } from './topics';
+import { Key32B64 } from '../lib/keys';
 
 const strict = { additionalProperties: false } as const;
-const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
+const Uuid = Type.String({ pattern: DEVICE_UUID_PATTERN });
 const Time = Type.String({ minLength: 20, maxLength: 40 });
-const Key32 = Type.String({ minLength: 44, maxLength: 44 });
 
 export const KINDS = {
   config: 'config', info: 'info', metrics: 'metrics', status: 'status',
@@ -21,8 +21,8 @@ export const OnboardRequestSchema = Type.Object(
     serial: Type.String({ pattern: SERIAL_PATTERN }),
     /** The one-time onboarding token provisioned with the device (hashed by the controller). */
     token: Type.String({ minLength: 8, maxLength: 256 }),
-    signPublicKey: Key32,
-    boxPublicKey: Key32,
+    signPublicKey: Key32B64,
+    boxPublicKey: Key32B64,
     /** Random, echoed in the reply: a reply to an older request is not accepted. */
     nonce: Type.String({ minLength: 16, maxLength: 64 }),
     time: Time,

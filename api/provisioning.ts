@@ -3,9 +3,9 @@
 // is, how to ask to join, and the key that signs everything the controller sends.
 import { Type, type Static } from '@sinclair/typebox';
 import { SERIAL_PATTERN } from './topics';
+import { Key32B64 } from '../lib/keys';
 
 const strict = { additionalProperties: false } as const;
-const Key32 = Type.String({ minLength: 44, maxLength: 44 });
 
 export const ProvisioningSchema = Type.Object(
   {
@@ -14,7 +14,7 @@ export const ProvisioningSchema = Type.Object(
     serial: Type.String({ pattern: SERIAL_PATTERN }),
     token: Type.String({ minLength: 8 }),
     /** base64 ed25519 key that signs every config and onboarding reply. */
-    controllerPublicKey: Key32,
+    controllerPublicKey: Key32B64,
   },
   strict,
 );

@@ -7,7 +7,9 @@ export const API_ROOT = 'zedbox/v1';
 /** Serials travel in topics: no wildcards, slashes or spaces. */
 export const SERIAL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$';
 export const SERIAL_RE = new RegExp(SERIAL_PATTERN);
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Device UUIDs as the controller assigns them (lowercase, as they appear in topics). */
+export const DEVICE_UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+export const UUID_RE = new RegExp(DEVICE_UUID_PATTERN);
 
 /** Kinds of info object a device reports, one retained topic per object. */
 export const INFO_KINDS = ['device', 'app', 'volume', 'contentTree', 'networkInstance', 'config'] as const;

@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { b64, fromB64, newSignKeyPair, type SignKeyPair } from '../lib/keys';
 import type { ConfigBody, InfoBody, StatusBody } from '../api/messages';
 import { SERIAL_RE, UUID_RE, type InfoKind } from '../api/topics';
-import { unlinkDurableSync, writeFileAtomicSync, writeFileReplaceSync } from '../lib/atomic-file';
+import { unlinkDurableSync, writeFileReplaceSync, writeJsonAtomicSync } from '../lib/atomic-file';
 import type { DeviceRecord } from './onboarding';
 
 export const DEFAULT_STATE_DIR = './zedctl-state';
@@ -397,10 +397,8 @@ export function readCache<T>(file: string): T | undefined {
   }
 }
 
-export function writeJson(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileAtomicSync(file, JSON.stringify(value, null, 2) + '\n');
-}
+/** The state dir's JSON files: atomic, in private directories. */
+export const writeJson = writeJsonAtomicSync;
 
 function listDir(dir: string): string[] {
   try {

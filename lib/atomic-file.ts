@@ -33,6 +33,12 @@ export function writeFileAtomicSync(file: string, data: string | Buffer): void {
   fsyncDir(dir);
 }
 
+/** A value as pretty JSON, written atomically; the directory is made if missing (private, 0700). */
+export function writeJsonAtomicSync(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileAtomicSync(file, JSON.stringify(value, null, 2) + '\n');
+}
+
 /**
  * Replaces a file by rename without fsync: readers and a crashed process never see a torn file,
  * but a power loss may leave it empty or old. For caches that can be rebuilt (the controller's

@@ -5,18 +5,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { newBoxKeyPair, newSignKeyPair, type BoxKeyPair, type SignKeyPair } from './keys';
+import { Key32B64, newBoxKeyPair, newSignKeyPair, type BoxKeyPair, type SignKeyPair } from './keys';
 import { MaybeSealedString, SealedSchema, openSecret } from './secrets';
-import { writeFileAtomicSync } from './atomic-file';
+import { writeFileAtomicSync, writeJsonAtomicSync } from './atomic-file';
 import type { Dirs } from './dirs';
 
-const Key32 = Type.String({ minLength: 44, maxLength: 44 });
 const strict = { additionalProperties: false } as const;
 
 export const DeviceKeysSchema = Type.Object(
   {
-    sign: Type.Object({ publicKey: Key32, seed: Key32 }, strict),
-    box: Type.Object({ publicKey: Key32, secretKey: Key32 }, strict),
+    sign: Type.Object({ publicKey: Key32B64, seed: Key32B64 }, strict),
+    box: Type.Object({ publicKey: Key32B64, secretKey: Key32B64 }, strict),
     createdAt: Type.String(),
   },
   strict,
@@ -67,11 +66,6 @@ export function readJson<T>(file: string, schema: Parameters<typeof Value.Check>
   return value as T;
 }
 
-function writePrivate(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileAtomicSync(file, JSON.stringify(value, null, 2) + '\n');
-}
-
 export function readDeviceKeys(dirs: Dirs): DeviceKeys | undefined {
   return readJson<DeviceKeys>(identityPaths(dirs).keys, DeviceKeysSchema, 'device keys');
 }
@@ -81,7 +75,7 @@ export function ensureDeviceKeys(dirs: Dirs): { keys: DeviceKeys; created: boole
   const existing = readDeviceKeys(dirs);
   if (existing) return { keys: existing, created: false };
   const keys: DeviceKeys = { sign: newSignKeyPair(), box: newBoxKeyPair(), createdAt: new Date().toISOString() };
-  writePrivate(identityPaths(dirs).keys, keys);
+  writeJsonAtomicSync(identityPaths(dirs).keys, keys);
   return { keys, created: true };
 }
 
@@ -91,7 +85,7 @@ export function readOnboarded(dirs: Dirs): Onboarded | undefined {
 }
 
 export function writeOnboarded(dirs: Dirs, rec: Onboarded): void {
-  writePrivate(identityPaths(dirs).onboarded, rec);
+  writeJsonAtomicSync(identityPaths(dirs).onboarded, rec);
   writeFileAtomicSync(identityPaths(dirs).uuid, rec.deviceId + '\n');
 }
 

@@ -4,7 +4,11 @@
 // this hardware with the same keys and byte-identical signatures (bench/fleet.ts
 // measures both; a tweetnacl signer is kept for the comparison and the tests).
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import nacl from 'tweetnacl';
+
+/** A 32-byte key as the API carries it: base64, 44 characters. */
+export const Key32B64 = Type.String({ minLength: 44, maxLength: 44 });
 
 export interface SignKeyPair {
   /** base64 of the 32-byte ed25519 public key. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { BootReasonSchema, type BootReason } from '../../api/info';
-import { writeFileAtomicSync } from '../../lib/atomic-file';
+import { writeJsonAtomicSync } from '../../lib/atomic-file';
 
 /** Why a run stopped: for a controller command, or told to by someone else (SIGTERM from the OS, an operator). */
 export const STOP_REASONS = ['reboot-command', 'shutdown-command', 'stop'] as const;
@@ -93,11 +93,9 @@ export function readLastRun(persistDir: string): LastRun | undefined {
 }
 
 export function writeRunning(persistDir: string, info: LastRun): void {
-  const file = lastRunFile(persistDir);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   // A running record carries no stop: JSON.stringify drops the undefined fields.
   const running: LastRun = { ...info, state: 'running', stoppedAt: undefined, stopReason: undefined };
-  writeFileAtomicSync(file, `${JSON.stringify(running, null, 2)}\n`);
+  writeJsonAtomicSync(lastRunFile(persistDir), running);
 }
 
 /** Marks the current run stopped, with why; the record as written, or undefined when there was none to mark. */
@@ -105,7 +103,7 @@ export function writeStopped(persistDir: string, reason: StopReason, stoppedAt =
   const run = readLastRun(persistDir);
   if (!run) return undefined;
   const stopped = stopRecord(run, reason, stoppedAt);
-  writeFileAtomicSync(lastRunFile(persistDir), `${JSON.stringify(stopped, null, 2)}\n`);
+  writeJsonAtomicSync(lastRunFile(persistDir), stopped);
   return stopped;
 }
 

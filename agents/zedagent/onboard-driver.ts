@@ -12,6 +12,7 @@ import { KINDS, OnboardReplySchema, type OnboardReply, type OnboardRequest } fro
 import { openSecret } from '../../lib/secrets';
 import { topics } from '../../api/topics';
 import type { Provisioning } from '../../api/provisioning';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../lib/backoff';
 import { writeOnboarded, type DeviceKeys, type Onboarded } from '../../lib/device-identity';
 import type { Dirs } from '../../lib/dirs';
 import type { Logger } from '../../lib/log';
@@ -69,8 +70,7 @@ export async function onboard(o: OnboardOptions): Promise<Onboarded> {
   });
 
   const started = Date.now();
-  const maxBackoff = o.maxBackoffMs ?? 600_000;
-  let backoff = 1000;
+  const policy: BackoffPolicy = { minMs: 1000, maxMs: o.maxBackoffMs ?? 600_000, jitter: 0.2 };
   try {
     for (let attempt = 1; ; attempt++) {
       if (o.signal.aborted) throw new Error('stopped');
@@ -85,13 +85,12 @@ export async function onboard(o: OnboardOptions): Promise<Onboarded> {
         return rec;
       }
       o.onRefused?.(result.code, result.error);
-      const wait = Math.min(backoff, maxBackoff);
+      const wait = backoffDelay(policy, attempt);
       o.log.warn('onboarding not done; will retry', { serial: prov.serial, attempt, reason: result.error, ...(result.code ? { code: result.code } : {}), retryInMs: wait });
       if (o.deadlineMs !== undefined && Date.now() - started + wait > o.deadlineMs) {
         throw new OnboardingRefused(result.code ?? 'timeout', `onboarding of serial ${prov.serial} failed after ${attempt} attempts: ${result.error}`);
       }
-      await sleep(wait * (0.8 + Math.random() * 0.4), o.signal);
-      backoff = Math.min(backoff * 2, maxBackoff);
+      await sleep(wait, o.signal);
     }
   } finally {
     client.end(true);
@@ -138,14 +137,6 @@ function waitConnected(client: MqttClient, ms: number, signal: AbortSignal): Pro
     const done = (): void => { clearTimeout(t); client.off('connect', done); signal.removeEventListener('abort', done); resolve(); };
     const t = setTimeout(done, ms);
     client.once('connect', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); };
-    const t = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
 }

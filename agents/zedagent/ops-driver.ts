@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomicSync } from '../../lib/atomic-file';
+import { writeJsonAtomicSync } from '../../lib/atomic-file';
 import type { DeviceOp, OpsRecord } from './device-ops';
 
 export function opsRecordPath(persistDir: string): string {
@@ -22,9 +22,7 @@ export function readOpsRecord(persistDir: string): OpsRecord {
 }
 
 export function writeOpsRecord(persistDir: string, rec: OpsRecord): void {
-  const file = opsRecordPath(persistDir);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeFileAtomicSync(file, JSON.stringify(rec) + '\n');
+  writeJsonAtomicSync(opsRecordPath(persistDir), rec);
 }
 
 /** The commands come from the environment (device-steps.sh sets them on a real device). */
