@@ -22,6 +22,7 @@ import type { Subscription } from '../pubsub/subscription';
 import { startDevice, type Device } from '../test/lib/device';
 import { makeImage, removeImage, uniqueSuffix, type TestImage } from '../test/lib/images';
 import { ensureServices } from '../test/lib/services';
+import { median, msSince } from './common';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_APP_RUNS ?? 3);
@@ -38,11 +39,6 @@ const COMMAND = ['httpd', '-f', '-p', String(APP_PORT), '-h', '/www'];
 const RESOURCES = { memoryMiB: 64, cpus: 1 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 const fmtMs = (x: number): string => `${x.toFixed(0)} ms`;
 
 export function benchImage(): Promise<TestImage> {
@@ -95,7 +91,7 @@ async function baselineOnce(): Promise<number> {
     await exec('docker', ['run', '-d', '--init', '--name', name, '-p', `127.0.0.1:${port}:${APP_PORT}`,
       '--memory', `${RESOURCES.memoryMiB}m`, '--cpus', String(RESOURCES.cpus), img.ref, ...COMMAND]);
     await waitPort(port as number, Date.now() + TIMEOUT_MS);
-    return ms(t0);
+    return msSince(t0);
   } finally {
     await exec('docker', ['rm', '-f', name]).catch(() => undefined);
     await purgeFromEngine(img);
@@ -147,7 +143,7 @@ export async function zedboxOnce(): Promise<number> {
     device.writeConfig(deviceConfig(plan, '1'));
     await device.waitForApp(app.id, running, `${app.name} RUNNING`, TIMEOUT_MS);
     await waitPort(app.port, Date.now() + TIMEOUT_MS);
-    return ms(t0);
+    return msSince(t0);
   } finally {
     await device.cleanup();
     await purgeFromEngine(img);
@@ -276,7 +272,7 @@ async function startMany(device: Device, plan: BenchPlan, work: WorkCounter, out
   const t0 = process.hrtime.bigint();
   device.writeConfig(deviceConfig(plan, '1'));
   await waitAll(device, plan.apps, (_a, s) => running(s), `${plan.apps.length} apps RUNNING`);
-  const allMs = ms(t0);
+  const allMs = msSince(t0);
   const rss = device.rssKb() / 1024;
   await sleep(SETTLE_MS);
   out.push(`=> ${plan.apps.length} apps in one config: all RUNNING and answering after ${fmtMs(allMs)}; device RSS ${rss.toFixed(1)} MB`);
@@ -304,7 +300,7 @@ async function changeOne(device: Device, plan: BenchPlan, work: WorkCounter, out
     const restarted = (s: Readonly<AppInstanceStatus> | undefined): boolean =>
       running(s) && (leftRunning || s?.containerId !== containerBefore.get(changed.id) || s?.bootTime !== bootBefore);
     await waitAll(device, [changed], (_a, s) => restarted(s), `${changed.name} RUNNING again`);
-    const oneMs = ms(t0);
+    const oneMs = msSince(t0);
     await sleep(SETTLE_MS);
     const others = apps.filter((a) => a !== changed && statuses.get(a.id)?.containerId !== containerBefore.get(a.id)).length;
     out.push(`=> change 1 of ${apps.length} apps (env + restartCounter): RUNNING again after ${fmtMs(oneMs)}; other apps' containers replaced: ${others}`);

@@ -7,6 +7,15 @@ import { defineCollection, makeCatalog } from '../pubsub/catalog';
 
 export const OWNER = 'benchpub';
 
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}
+
+/** Milliseconds since a process.hrtime.bigint() reading. */
+export const msSince = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+
 // Shaped like a real status record (a list of sub-objects) rather than one long
 // string, so schema checks, freezing and equality walks cost what they would in use.
 // The changing fields come last: equality checks have to walk the whole value.

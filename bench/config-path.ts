@@ -10,14 +10,10 @@ import * as path from 'node:path';
 import { Controller } from '../test/lib/controller';
 import { Device } from '../test/lib/device';
 import { benchImage, benchPlan, deviceConfig, freePorts, purgeFromEngine, waitPort, zedboxOnce, type BenchApp } from './apps';
+import { median, msSince } from './common';
 
 const RUNS = Number(process.env.BENCH_CONFIG_RUNS ?? 3);
 const TIMEOUT_MS = 180_000;
-const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 
 interface ControllerRun { total: number; command: number }
 
@@ -45,10 +41,10 @@ async function throughBrokerOnce(): Promise<ControllerRun> {
     fs.writeFileSync(file, JSON.stringify(deviceConfig(plan, '1')));
     const t0 = process.hrtime.bigint();
     await ctl.zedctl(['config', 'set', serial, file]);
-    const command = ms(t0);
+    const command = msSince(t0);
     await device.waitForApp(app.id, (s) => s?.state === 'RUNNING', `${app.name} RUNNING`, TIMEOUT_MS);
     await waitPort(app.port, Date.now() + TIMEOUT_MS);
-    return { total: ms(t0), command };
+    return { total: msSince(t0), command };
   } finally {
     await device.cleanup();
     await ctl.cleanup();

@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 
-
 export { Child as FleetChild, type Msg } from './procs';
 
 /** The mosquitto_sub observers this file started, killed if the benchmark exits without stopping them. */

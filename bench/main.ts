@@ -5,7 +5,7 @@
 // through the broker against a local file; each beside a baseline measured in the same run.
 // Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] [fleet] [config] (default: all).
 import * as os from 'node:os';
-import { shapeFor, type GcStats, type RunCmd } from './common';
+import { median, shapeFor, type GcStats, type RunCmd } from './common';
 import { Pair, killAll } from './procs';
 import { benchApps } from './apps';
 import { benchConfigPath } from './config-path';
@@ -27,10 +27,6 @@ const TARGET_P99_MS = 5;
 
 const mark = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 const fmt = (x: number, d = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 const gcText = (g: GcStats): string => `${g.count} GCs ${fmt(g.totalMs)} ms (max ${fmt(g.maxMs, 1)})`;
 const sizeName = (size: number): string => (size >= 1024 ? `${size / 1024} KB` : `${size} B`);
 

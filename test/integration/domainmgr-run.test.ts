@@ -5,7 +5,6 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as net from 'node:net';
 import Docker from 'dockerode';
 import t from 'tap';
 import { domainmgr } from '../../agents/domainmgr/main';
@@ -15,21 +14,12 @@ import { AppInstanceConfigCollection, ConfigItemValueMapCollection } from '../..
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
+import { freePort } from '../lib/config-builder';
 
 const services = ensureServices();
 const docker = new Docker({ socketPath: services.dockerSocket });
 const HTTPD = ['sh', '-c', 'mkdir -p /www && echo hello-zedbox > /www/index.html && exec httpd -f -p 8080 -h /www'];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function appConfig(over: Partial<DomainConfig> = {}): DomainConfig {
   return {

@@ -19,6 +19,9 @@ import {
 } from '../../pubsub/collections';
 import { startAgents, type Harness } from '../lib/agent-harness';
 import { ensureServices } from '../lib/services';
+import { freePort } from '../lib/config-builder';
+import { waitUntil } from '../lib/wait';
+import { settledError } from '../lib/downloader-setup';
 
 t.setTimeout(60_000);
 
@@ -76,7 +79,7 @@ auth:
 `);
   const reg = spawn('docker-registry', ['serve', `${dir}/config.yml`], { stdio: 'ignore' });
   t.teardown(() => { reg.kill(); });
-  await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.status === 401, 'the auth registry');
+  await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.status === 401, 'the auth registry', 20_000);
   const repo = `authtest/busybox-${randomBytes(4).toString('hex')}`;
   // Asynchronously: the token server skopeo asks runs in this process.
   await promisify(execFile)('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'zed:s3cret', `docker-daemon:${services.baseImage}`, `docker://127.0.0.1:${port}/${repo}:1`]);
@@ -108,7 +111,7 @@ t.test('a registry token request with wrong credentials is a clear error', async
   (await pub(DatastoreConfigCollection)).publish(ds.id, ds);
   const tree = randomUUID();
   (await pub(ResolveConfigCollection)).publish(resolveKey(tree, 0), { contentTreeId: tree, generation: 0, datastoreIds: [ds.id], reference: 'a/b:1' });
-  const st = await h.waitFor(ResolveStatusCollection, resolveKey(tree, 0), (v) => !!v?.error && !/is not configured/.test(v.error.error), 'an error');
+  const st = await h.waitFor(ResolveStatusCollection, resolveKey(tree, 0), settledError, 'an error');
   t.match(st?.error?.error, new RegExp(`token from ${tokens.url}/token: HTTP 401`));
 });
 
@@ -137,18 +140,4 @@ async function tokenServer(keyPem: string, certPem: string, creds: string) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, close: () => new Promise((r) => server.close(r)) };
 }
 
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
-async function waitUntil(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not come up`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -10,7 +10,7 @@ import { contentStore } from '../../lib/content-store';
 import { DownloaderStatusCollection } from '../../pubsub/collections';
 import { HttpDatastore } from '../fixtures/http-datastore';
 import { freshDirs, type Harness } from '../lib/agent-harness';
-import { setup } from '../lib/downloader-setup';
+import { settledError, setup } from '../lib/downloader-setup';
 
 async function serve(t: Test, files: Record<string, Buffer>) {
   const server = new HttpDatastore();
@@ -50,12 +50,12 @@ t.test('a full disk: known size refused before writing; unknown size keeps the p
   const pending = contentStore(dirs.persist).pending;
 
   const known = want('big.bin', big);
-  const st = await h.waitFor(DownloaderStatusCollection, known, (v) => !!v?.error && !/is not configured/.test(v.error.error), 'a space error');
+  const st = await h.waitFor(DownloaderStatusCollection, known, settledError, 'a space error');
   t.match(st?.error?.error, /^not enough space: need 3\.0 MiB plus a reserve of 0 B, [\d.]+ \w+ free$/);
   t.notOk(fs.existsSync(path.join(pending, known.slice(7))), 'no complete file');
 
   const unknown = want('other.bin', other, { sizeBytes: undefined });
-  const st2 = await h.waitFor(DownloaderStatusCollection, unknown, (v) => !!v?.error && !/is not configured/.test(v.error.error), 'an ENOSPC error');
+  const st2 = await h.waitFor(DownloaderStatusCollection, unknown, settledError, 'an ENOSPC error');
   t.match(st2?.error?.error, /^no space left writing sha256:[0-9a-f]{64}: kept [\d.]+ \w+ to resume$/);
   t.notOk(fs.existsSync(path.join(pending, unknown.slice(7))), 'no complete file');
   t.ok(fs.statSync(path.join(pending, unknown.slice(7) + '.part')).size > 0, 'the partial is kept');

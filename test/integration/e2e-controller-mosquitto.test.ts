@@ -12,18 +12,9 @@ import { KINDS } from '../../api/messages';
 import { openSecret } from '../../lib/secrets';
 import { topics } from '../../api/topics';
 import { readDeviceKeys, readOnboarded } from '../../lib/device-identity';
-import { Controller, type ShownDevice } from '../lib/controller';
+import { Controller } from '../lib/controller';
 import { Device } from '../lib/device';
 import { startMosquitto } from '../lib/mosquitto';
-import { waitUntil } from '../lib/wait';
-
-async function until(ctl: Controller, ref: string, pred: (v: ShownDevice) => boolean, what: string, timeoutMs = 60_000): Promise<ShownDevice> {
-  let last: ShownDevice | undefined;
-  await waitUntil(async () => pred((last = await ctl.show(ref))), what, timeoutMs).catch((err: Error) => {
-    throw new Error(`${err.message}; last: ${JSON.stringify({ record: last?.record, status: last?.status, config: last?.config })}`);
-  });
-  return last!;
-}
 
 t.test('Mosquitto with dynsec: onboarding, isolation between devices, two replicas, an outage', async (t) => {
   const broker = await startMosquitto({ name: 'e2e-ctl' });
@@ -43,15 +34,15 @@ t.test('Mosquitto with dynsec: onboarding, isolation between devices, two replic
     fs.writeFileSync(path.join(device.dirs.config, 'controller.json'), JSON.stringify(prov), { mode: 0o600 });
     await device.start();
   }
-  const a = await until(r1, 'mq-a', (v) => v.status?.state === 'online' && !!v.device, 'device a onboarded and reporting');
-  const b = await until(r1, 'mq-b', (v) => v.status?.state === 'online' && !!v.device, 'device b onboarded and reporting');
+  const a = await r1.waitFor('mq-a', (v) => v.status?.state === 'online' && !!v.device, 'device a onboarded and reporting');
+  const b = await r1.waitFor('mq-b', (v) => v.status?.state === 'online' && !!v.device, 'device b onboarded and reporting');
   const uuidA = a.record.deviceId!;
   const uuidB = b.record.deviceId!;
   for (const [ref, version] of [['mq-a', 'a1'], ['mq-b', 'b1']] as const) {
     await r2.setConfig(ref, { version, apps: [] }); // either replica can send config: they share the state
   }
-  await until(r1, 'mq-a', (v) => v.config?.appliedVersion === 'a1', 'a applied its config');
-  await until(r1, 'mq-b', (v) => v.config?.appliedVersion === 'b1', 'b applied its config');
+  await r1.waitFor('mq-a', (v) => v.config?.appliedVersion === 'a1', 'a applied its config');
+  await r1.waitFor('mq-b', (v) => v.config?.appliedVersion === 'b1', 'b applied its config');
 
   await t.test('device a, with its own broker account, can neither read b\'s config nor write b\'s info', async (t) => {
     const rec = readOnboarded(devices.a.dirs)!;
@@ -93,7 +84,7 @@ t.test('Mosquitto with dynsec: onboarding, isolation between devices, two replic
     await devices.a.restart(); // an info change during the outage: a new start, counted in device info
     await new Promise((r) => setTimeout(r, 1500));
     await broker.start();
-    const after = await until(r1, 'mq-a', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
+    const after = await r1.waitFor('mq-a', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
       'the restart made during the outage reaches the controller', 60_000).catch((err: Error) => {
       const tail = (xs: string[]) => xs.filter((l) => !l.includes('"level":"debug"')).slice(-15).join('\n');
       t.comment(`-- device:\n${tail(devices.a.logs())}\n-- r1:\n${tail(r1.lines)}\n-- r2:\n${tail(r2.lines)}`);

@@ -31,17 +31,6 @@ function appOf(v: ShownDevice, id: string): AppInfo | undefined {
   return v.apps.find((a) => a.id === id);
 }
 
-async function until(ctl: Controller, serial: string, pred: (v: ShownDevice) => boolean, what: string, timeoutMs = 60_000): Promise<ShownDevice> {
-  let last: ShownDevice | undefined;
-  await waitUntil(async () => {
-    last = await ctl.show(serial);
-    return pred(last);
-  }, what, timeoutMs).catch((err: Error) => {
-    throw new Error(`${err.message}; last view: ${JSON.stringify({ record: last?.record, status: last?.status, config: last?.config, apps: last?.apps })}`);
-  });
-  return last!;
-}
-
 /** Every file under dir whose bytes contain text. */
 function filesContaining(dir: string, text: string): string[] {
   const hits: string[] = [];
@@ -73,7 +62,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
   fs.writeFileSync(path.join(device.dirs.config, 'controller.json'), JSON.stringify(prov), { mode: 0o600 });
   await device.start();
 
-  const onboarded = await until(ctl, 'serial-e2e-1', (v) => v.record.state === 'onboarded' && v.status?.state === 'online' && !!v.device, 'device onboarded and online');
+  const onboarded = await ctl.waitFor('serial-e2e-1', (v) => v.record.state === 'onboarded' && v.status?.state === 'online' && !!v.device, 'device onboarded and online');
   const uuid = onboarded.record.deviceId!;
   t.match(uuid, /^[0-9a-f-]{36}$/, 'the controller assigned a UUID');
   t.equal(fs.readFileSync(path.join(device.dirs.persist, 'status', 'uuid'), 'utf8').trim(), uuid, 'the device keeps it');
@@ -96,7 +85,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
 
   await t.test('a config deployed through the broker runs its app, with its secret opened only in the container', async (t) => {
     await ctl.zedctl(['config', 'set', 'serial-e2e-1', write('c1.json', withSecret(cfg.build({ reboot: { counter: 1 } })))]);
-    const v = await until(ctl, 'serial-e2e-1', (v) => appOf(v, web)?.state === 'RUNNING', 'web RUNNING as the controller sees it', 120_000);
+    const v = await ctl.waitFor('serial-e2e-1', (v) => appOf(v, web)?.state === 'RUNNING', 'web RUNNING as the controller sees it', 120_000);
     t.equal(v.config?.appliedSeq, 1, 'config seq 1 applied');
     t.equal((await httpGet(port)).body, `${SECRET}\n`, 'the app got the secret in its environment');
     t.same(filesContaining(device.dirs.persist, SECRET), [], 'the secret is nowhere in the device\'s persistent files (checkpoint, outbox, status)');
@@ -111,7 +100,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
 
   await t.test('a changed config is applied; the reboot counter acts once', async (t) => {
     await ctl.zedctl(['config', 'set', 'serial-e2e-1', write('c2.json', withSecret(cfg.build({ reboot: { counter: 2 } })))]);
-    const v = await until(ctl, 'serial-e2e-1', (v) => v.config?.appliedSeq === 2 && v.device?.rebootCounter === 2, 'seq 2 applied, reboot counter 2 reported');
+    const v = await ctl.waitFor('serial-e2e-1', (v) => v.config?.appliedSeq === 2 && v.device?.rebootCounter === 2, 'seq 2 applied, reboot counter 2 reported');
     t.equal(v.config?.appliedVersion, '2');
     await waitUntil(() => fs.existsSync(rebootMarker), 'the reboot command ran');
     t.equal(fs.readFileSync(rebootMarker, 'utf8'), 'x\n', 'exactly once');
@@ -130,7 +119,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     ];
     for (const [name, payload, error] of cases) {
       await attacker.publishAsync(topics.config(uuid), payload, { qos: 1, retain: true });
-      const v = await until(ctl, 'serial-e2e-1', (v) => error.test(v.config?.error?.error ?? ''), `${name} config refused`);
+      const v = await ctl.waitFor('serial-e2e-1', (v) => error.test(v.config?.error?.error ?? ''), `${name} config refused`);
       t.equal(v.config?.appliedSeq, 2, `${name}: seq 2 stays applied`);
       t.match(v.device?.config.lastResult, 'refused', `${name}: device info says the last config was refused`);
       t.equal((await httpGet(port)).body, `${SECRET}\n`, `${name}: the app still serves`);
@@ -139,7 +128,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     t.ok(ledCodes().includes('LED code 15: the controller\'s signature is invalid or missing'), 'the forged config turned the LED to code 15');
     // The operator sends a good config again: it wins over whatever sits on the topic.
     await ctl.zedctl(['config', 'set', 'serial-e2e-1', write('c3.json', withSecret(cfg.build({ reboot: { counter: 2 } })))]);
-    await until(ctl, 'serial-e2e-1', (v) => v.config?.appliedSeq === 3 && !v.config?.error, 'seq 3 applied, refusal cleared');
+    await ctl.waitFor('serial-e2e-1', (v) => v.config?.appliedSeq === 3 && !v.config?.error, 'seq 3 applied, refusal cleared');
     await waitUntil(() => ledCodes().slice(-1)[0] === 'LED code 4: connected and onboarded', 'the LED back to code 4', 10_000);
   });
 
@@ -163,7 +152,7 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
     await docker.getContainer(c!.Id).kill();
     await waitUntil(async () => (await httpGet(port).catch(() => ({ body: '' }))).body === `${SECRET}\n`, 'the app answers again after its container was killed', 60_000);
     await ctl.start(); // same state dir and port: the broker is back
-    const after = await until(ctl, 'serial-e2e-1', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
+    const after = await ctl.waitFor('serial-e2e-1', (v) => v.device?.restartCounter === (before.device?.restartCounter ?? 0) + 1 && v.status?.state === 'online',
       'the restart made while offline is reported');
     t.equal(after.device?.bootReason, 'zedbox-restart', 'with its reason');
     await waitUntil(() => {
@@ -171,11 +160,11 @@ t.test('onboard, deploy, refuse forgeries, survive a broker outage and a restart
       return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8')).body.deleted === true;
     }, 'the app the device no longer has is reported deleted', 30_000);
     t.notOk(after.apps.some((a) => a.id === ghost), 'and is not among the device\'s apps');
-    const restarted = await until(ctl, 'serial-e2e-1', (v) => (appOf(v, web)?.containerRestarts ?? 0) >= 1, 'the container restart made while offline is reported too', 30_000);
+    const restarted = await ctl.waitFor('serial-e2e-1', (v) => (appOf(v, web)?.containerRestarts ?? 0) >= 1, 'the container restart made while offline is reported too', 30_000);
     t.equal(appOf(restarted, web)?.containerRestarts, 1, 'the container restart made while offline is reported too');
     t.equal(after.record.deviceId, uuid, 'a second boot keeps its UUID');
     t.equal(appOf(after, web)?.state, 'RUNNING');
-    await until(ctl, 'serial-e2e-1', (v) => !v.config?.error, 'the checkpoint notice is gone once the controller repeated the same config', 20_000)
+    await ctl.waitFor('serial-e2e-1', (v) => !v.config?.error, 'the checkpoint notice is gone once the controller repeated the same config', 20_000)
       .then(() => t.pass('the checkpoint notice is gone once the controller repeated the same config'),
         (err: Error) => t.fail(err.message, { lines: device.logs().slice(-25) }));
     const rows = JSON.parse((await ctl.zedctl(['devices', '--json'])).out) as Array<{ serial: string }>;
@@ -210,7 +199,7 @@ t.test('an unknown serial is refused with a clear error, retried, and joins once
   const rows = JSON.parse((await ctl.zedctl(['devices', '--json'])).out) as Array<{ serial: string; state: string }>;
   t.equal(rows.find((r) => r.serial === 'serial-stranger')?.state, 'pending', 'the operator sees it pending');
   await ctl.zedctl(['device', 'allow', 'serial-stranger', '--token', 'stranger-token-123', '--out', path.join(ctl.stateDir, '.allowed.json')]);
-  await until(ctl, 'serial-stranger', (v) => v.record.state === 'onboarded' && v.status?.state === 'online', 'allowed device onboards on its next try', 60_000);
+  await ctl.waitFor('serial-stranger', (v) => v.record.state === 'onboarded' && v.status?.state === 'online', 'allowed device onboards on its next try', 60_000);
 
   // The operator forgets it: its account goes, and the serial can be registered again.
   await ctl.zedctl(['device', 'remove', 'serial-stranger']);

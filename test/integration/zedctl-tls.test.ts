@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { Controller, freePort } from '../lib/controller';
+import { freePort } from '../lib/config-builder';
+import { Controller } from '../lib/controller';
 import { ZEDBOX, run } from '../lib/proc';
 
 t.test('zedctl serve --tls-cert: devices onboard over mqtts with the CA from their provisioning file', async (t) => {

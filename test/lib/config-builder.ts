@@ -134,6 +134,11 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/** One port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
 /** GET http://127.0.0.1:port/path, retried until it answers or the deadline passes. */
 export async function httpGet(port: number, path = '/', timeoutMs = 15_000): Promise<{ status: number; body: string }> {
   const deadline = Date.now() + timeoutMs;

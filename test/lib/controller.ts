@@ -3,12 +3,13 @@
 // would type, run against the same state. Devices come from test/lib/device.ts
 // with the provisioning file `zedctl device add` writes.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DeviceView } from '../../controller/views';
 import type { Provisioning } from '../../api/provisioning';
+import { freePort } from './config-builder';
 import { ZEDBOX, run, start, type Proc } from './proc';
+import { waitUntil } from './wait';
 
 export interface ControllerOptions {
   /** External broker (Mosquitto): url, CA file, and the dynsec admin on first start. */
@@ -20,16 +21,6 @@ export interface ControllerOptions {
   serveArgs?: string[];
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 export class Controller {
   readonly stateDir: string;
@@ -103,6 +94,15 @@ export class Controller {
   async show(device: string): Promise<ShownDevice> {
     const r = await this.zedctl(['show', device, '--json']);
     return JSON.parse(r.out) as ShownDevice;
+  }
+
+  /** Polls `zedctl show DEVICE` until pred holds; on a timeout the error carries the last view. */
+  async waitFor(device: string, pred: (v: ShownDevice) => boolean, what: string, timeoutMs = 60_000): Promise<ShownDevice> {
+    let last: ShownDevice | undefined;
+    await waitUntil(async () => pred((last = await this.show(device))), what, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}; last view: ${JSON.stringify({ record: last?.record, status: last?.status, config: last?.config, apps: last?.apps })}`);
+    });
+    return last!;
   }
 
   async cleanup(): Promise<void> {

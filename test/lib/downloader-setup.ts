@@ -10,6 +10,12 @@ import {
 import type { HttpDatastore } from '../fixtures/http-datastore';
 import { startAgents, type Harness } from './agent-harness';
 
+/**
+ * The error a test waits for: not the notice the downloader gives while the DatastoreConfig it
+ * needs has not arrived yet (the test's configs reach it in no fixed order).
+ */
+export const settledError = (v: { error?: { error: string } } | undefined): boolean => !!v?.error && !/is not configured/.test(v.error.error);
+
 export const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 export async function setup(t: Test, server: HttpDatastore, opts: { dirs?: Harness['dirs']; items?: Record<string, string> } = {}) {

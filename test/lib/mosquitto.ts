@@ -6,9 +6,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from './config-builder';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 const CA_CACHE = '/var/tmp/zedbox-test-services/mosquitto-ca';
@@ -103,13 +103,6 @@ function dynsecPlugin(): string {
   return found;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Mosquitto logs "running" once its listeners are open (a TCP probe instead would log a failed TLS handshake). */
 function loggedRunningSince(logFile: string, offset: number): boolean {
