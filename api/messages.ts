@@ -13,6 +13,7 @@ const Time = Type.String({ minLength: 20, maxLength: 40 });
 export const KINDS = {
   config: 'config', info: 'info', metrics: 'metrics', status: 'status',
   onboardRequest: 'onboard-request', onboardReply: 'onboard-reply',
+  logs: 'logs', logAck: 'log-ack',
 } as const;
 
 /** Onboarding: the device proves it holds the signing key it names (the envelope is signed with it). */
@@ -121,3 +122,38 @@ export const StatusBodySchema = Type.Object(
   strict,
 );
 export type StatusBody = Static<typeof StatusBodySchema>;
+
+/**
+ * One batch of log lines (device → controller, QoS 1). seq grows by one per batch for the
+ * device's lifetime; the controller stores a batch once (a repeat is acknowledged again) and
+ * acknowledges with LogAckBody, after which the device deletes it.
+ */
+export const LogsBodySchema = Type.Object(
+  {
+    deviceId: Uuid,
+    seq: Type.Integer({ minimum: 1 }),
+    firstAt: Time,
+    lastAt: Time,
+    lines: Type.Integer({ minimum: 0 }),
+    rawBytes: Type.Integer({ minimum: 0 }),
+    /** gzip of NDJSON, one api/logs.ts LogLine per line; base64. */
+    gzip: Type.String({ maxLength: 256 * 1024 }),
+    /** Lines lost on the device since the previous batch it kept (queue quota, agent buffers), with why. */
+    droppedBefore: Type.Optional(Type.Object({
+      lines: Type.Integer({ minimum: 0 }), batches: Type.Integer({ minimum: 0 }), reason: Type.String({ maxLength: 200 }),
+    }, strict)),
+  },
+  strict,
+);
+export type LogsBody = Static<typeof LogsBodySchema>;
+
+/** controller → device, QoS 1, not retained: these batches are stored; the device may delete them. */
+export const LogAckBodySchema = Type.Object(
+  {
+    deviceId: Uuid,
+    seqs: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 1000 }),
+    time: Time,
+  },
+  strict,
+);
+export type LogAckBody = Static<typeof LogAckBodySchema>;

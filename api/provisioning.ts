@@ -4,6 +4,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SERIAL_PATTERN } from './topics';
 import { Key32B64 } from '../lib/keys';
+import { identityPaths, readJson } from '../lib/device-identity';
+import type { Dirs } from '../lib/dirs';
 
 const strict = { additionalProperties: false } as const;
 
@@ -19,3 +21,8 @@ export const ProvisioningSchema = Type.Object(
   strict,
 );
 export type Provisioning = Static<typeof ProvisioningSchema>;
+
+/** undefined when there is none (a device without a controller); throws when it is unreadable or malformed. */
+export function readProvisioning(dirs: Dirs, file = identityPaths(dirs).provisioning): Provisioning | undefined {
+  return readJson<Provisioning>(file, ProvisioningSchema, 'provisioning file');
+}

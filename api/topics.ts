@@ -28,6 +28,10 @@ export const topics = {
   metrics: (uuid: string) => `${API_ROOT}/dev/${uuid}/up/metrics`,
   /** device → controller, QoS 1, retained: online, or offline (also the last will). */
   status: (uuid: string) => `${API_ROOT}/dev/${uuid}/up/status`,
+  /** device → controller, QoS 1: a batch of log lines (LogsBody). */
+  logs: (uuid: string) => `${API_ROOT}/dev/${uuid}/up/logs`,
+  /** controller → device, QoS 1: which log batches the controller stored (LogAckBody). */
+  logAck: (uuid: string) => `${API_ROOT}/dev/${uuid}/down/logack`,
   /** Subtrees for ACLs. */
   deviceUp: (uuid: string) => `${API_ROOT}/dev/${uuid}/up/#`,
   deviceDown: (uuid: string) => `${API_ROOT}/dev/${uuid}/down/#`,
@@ -39,6 +43,7 @@ export const controllerFilters = {
   info: `${API_ROOT}/dev/+/up/info/#`,
   metrics: `${API_ROOT}/dev/+/up/metrics`,
   status: `${API_ROOT}/dev/+/up/status`,
+  logs: `${API_ROOT}/dev/+/up/logs`,
 } as const;
 
 export function shared(group: string, filter: string): string {
@@ -47,7 +52,7 @@ export function shared(group: string, filter: string): string {
 
 export type ParsedTopic =
   | { type: 'onboardRequest' | 'onboardReply'; serial: string }
-  | { type: 'config' | 'metrics' | 'status'; uuid: string }
+  | { type: 'config' | 'metrics' | 'status' | 'logs' | 'logAck'; uuid: string }
   | { type: 'info'; uuid: string; kind: InfoKind; id: string };
 
 /** Reads an API topic back into its parts; undefined for anything else (ignored, and counted). */
@@ -65,6 +70,8 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (rest === 'down/config') return { type: 'config', uuid };
   if (rest === 'up/metrics') return { type: 'metrics', uuid };
   if (rest === 'up/status') return { type: 'status', uuid };
+  if (rest === 'up/logs') return { type: 'logs', uuid };
+  if (rest === 'down/logack') return { type: 'logAck', uuid };
   if (parts[4] === 'up' && parts[5] === 'info' && parts.length === 8 && (INFO_KINDS as readonly string[]).includes(parts[6]!) && parts[7]) {
     return { type: 'info', uuid, kind: parts[6] as InfoKind, id: parts[7] };
   }

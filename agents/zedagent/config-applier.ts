@@ -6,7 +6,7 @@ import type { CollectionSpec } from '../../pubsub/catalog';
 import type { Publication } from '../../pubsub/publication';
 import {
   AppInstanceConfigCollection, ConfigItemValueMapCollection, ContentTreeConfigCollection, DatastoreConfigCollection,
-  DeviceConfigStatusCollection, NetworkInstanceConfigCollection, PublisherKeysCollection, VolumeConfigCollection,
+  DeviceConfigStatusCollection, DevicePortConfigCollection, NetworkInstanceConfigCollection, PublisherKeysCollection, VolumeConfigCollection,
   defaultConfigItems, type AppInstanceConfig, type DeviceConfigStatus, type ErrorInfo,
 } from '../../pubsub/collections';
 import type { FieldError, ParsedConfig } from './device-config';
@@ -16,6 +16,7 @@ const SPECS = {
   ConfigItemValueMap: ConfigItemValueMapCollection, PublisherKeys: PublisherKeysCollection, DatastoreConfig: DatastoreConfigCollection,
   ContentTreeConfig: ContentTreeConfigCollection, VolumeConfig: VolumeConfigCollection,
   NetworkInstanceConfig: NetworkInstanceConfigCollection, AppInstanceConfig: AppInstanceConfigCollection,
+  DevicePortConfig: DevicePortConfigCollection,
 } as const;
 
 export interface ApplyNote {

@@ -2,6 +2,7 @@
 // reference resolves, a content tree's format fits its datastores, names and
 // host ports unique. Each error names the field by its JSON pointer. Pure.
 import type { DeviceConfig } from '../../pubsub/collections/config';
+import { portConfigProblems } from '../../pubsub/collections/network';
 
 export interface RuleError { path: string; message: string }
 
@@ -17,6 +18,7 @@ export function checkRules(c: DeviceConfig): RuleError[] {
   const networks = indexById(c.networkInstances ?? [], '/networkInstances', err);
   const keys = indexById(c.publisherKeys ?? [], '/publisherKeys', err);
   uniqueNames(c.networkInstances ?? [], '/networkInstances', 'network instance', err);
+  for (const p of portConfigProblems(c.networkPorts ?? [])) err(p.path, p.message);
 
   for (const [i, t] of (c.contentTrees ?? []).entries()) {
     const at = `/contentTrees/${i}`;

@@ -2,7 +2,7 @@
 // back to the controller. With a provisioning file (<config>/controller.json,
 // written by `zedctl device add`) it works with the controller over MQTT;
 // without one it reads a local config file, for a device on its own.
-import { readProvisioning } from './provisioning';
+import { readProvisioning } from '../../api/provisioning';
 import { untilAborted, type AgentSpec } from '../agent';
 import { ConfigApplier } from './config-applier';
 import { runWithController } from './controller-mode';

@@ -3,11 +3,12 @@
 import {
   volumeKey, type AppInstanceConfig, type ContentTree, type Datastore, type DeviceConfig, type NetworkInstance, type Volume,
 } from '../../pubsub/collections/config';
-import { CONFIG_ITEMS, defaultConfigItems } from '../../pubsub/collections/config-items';
+import type { DevicePortConfig } from '../../pubsub/collections/network';
+import { CONFIG_ITEMS, defaultConfigItems, patternItems } from '../../pubsub/collections/config-items';
 
 /** The collections a device config becomes, in the order they are published (things before what refers to them). */
 export const PUBLISH_ORDER = [
-  'ConfigItemValueMap', 'PublisherKeys', 'DatastoreConfig', 'ContentTreeConfig', 'VolumeConfig', 'NetworkInstanceConfig', 'AppInstanceConfig',
+  'ConfigItemValueMap', 'PublisherKeys', 'DatastoreConfig', 'ContentTreeConfig', 'VolumeConfig', 'NetworkInstanceConfig', 'AppInstanceConfig', 'DevicePortConfig',
 ] as const;
 export type ConfigType = (typeof PUBLISH_ORDER)[number];
 
@@ -19,6 +20,7 @@ export interface DesiredValues {
   VolumeConfig: Map<string, Volume>;
   NetworkInstanceConfig: Map<string, NetworkInstance>;
   AppInstanceConfig: Map<string, AppInstanceConfig>;
+  DevicePortConfig: Map<string, DevicePortConfig>;
 }
 
 /**
@@ -42,6 +44,8 @@ export function desiredValues(config: DeviceConfig, published: ReadonlyMap<strin
     VolumeConfig: byKey(config.volumes ?? [], (v) => volumeKey(v.id, v.generation)),
     NetworkInstanceConfig: byKey(config.networkInstances ?? [], (n) => n.id),
     AppInstanceConfig: byKey(apps, (a) => a.id),
+    // Absent ports: nim keeps choosing from its other sources (local file, last resort, the host as it is).
+    DevicePortConfig: config.networkPorts ? new Map([['zedagent', { key: 'zedagent' as const, ports: config.networkPorts }]]) : new Map(),
   };
 }
 
@@ -49,7 +53,7 @@ export function desiredValues(config: DeviceConfig, published: ReadonlyMap<strin
 function effectiveItems(given: Record<string, string>): Record<string, string> {
   const items = defaultConfigItems();
   for (const key of Object.keys(CONFIG_ITEMS)) if (given[key] !== undefined) items[key] = given[key];
-  return items;
+  return { ...items, ...patternItems(given) };
 }
 
 function byKey<T>(items: readonly T[], key: (v: T) => string): Map<string, T> {
@@ -94,5 +98,5 @@ export function oversizedValues(steps: readonly PublishStep[], maxBytes: (type: 
 
 const SECTION: Record<ConfigType, string> = {
   ConfigItemValueMap: 'configItems', PublisherKeys: 'publisherKeys', DatastoreConfig: 'datastores', ContentTreeConfig: 'contentTrees',
-  VolumeConfig: 'volumes', NetworkInstanceConfig: 'networkInstances', AppInstanceConfig: 'apps',
+  VolumeConfig: 'volumes', NetworkInstanceConfig: 'networkInstances', AppInstanceConfig: 'apps', DevicePortConfig: 'networkPorts',
 };

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { defineCollection } from '../catalog';
 import { MaybeSealedString } from '../../lib/secrets';
 import { Counter, Digest, ErrorInfoSchema, Time, Uuid } from './common';
+import { NetworkPortConfigSchema } from './network';
 
 const strict = { additionalProperties: false } as const;
 
@@ -162,6 +163,8 @@ export const DeviceConfigSchema = Type.Object(
     volumes: Type.Optional(Type.Array(VolumeSchema)),
     apps: Type.Optional(Type.Array(AppSchema)),
     networkInstances: Type.Optional(Type.Array(NetworkInstanceSchema)),
+    /** The device's own ports (EVE's DevicePortConfig): management ports to the controller, local networks with DHCP. */
+    networkPorts: Type.Optional(Type.Array(NetworkPortConfigSchema, { maxItems: 32 })),
     /** Runtime properties (EVE config items): timers, limits. Unknown keys are reported, not fatal. */
     configItems: Type.Optional(Type.Record(Type.String(), Type.String())),
     /** Keys whose signatures make content trusted (content trees that carry a signature). */

@@ -6,6 +6,8 @@ import { APP_COLLECTIONS } from './apps';
 import { CONFIG_COLLECTIONS } from './config';
 import { CONTENT_COLLECTIONS } from './content';
 import { DEVICE_STATE_COLLECTIONS } from './device-state';
+import { LOG_COLLECTIONS } from './logs';
+import { NETWORK_COLLECTIONS } from './network';
 import { VOLUME_COLLECTIONS } from './volumes';
 
 export * from './agents';
@@ -15,8 +17,11 @@ export * from './config';
 export * from './config-items';
 export * from './content';
 export * from './device-state';
+export * from './logs';
+export * from './network';
 export * from './volumes';
 
 export const CATALOG = makeCatalog([
   AgentStatusCollection, ...CONFIG_COLLECTIONS, ...CONTENT_COLLECTIONS, ...VOLUME_COLLECTIONS, ...APP_COLLECTIONS, ...DEVICE_STATE_COLLECTIONS,
+  ...NETWORK_COLLECTIONS, ...LOG_COLLECTIONS,
 ]);

@@ -12,8 +12,8 @@ const doc = fs.readFileSync(path.join(__dirname, '../../docs/device-config.md'),
 t.test('the config item table is CONFIG_ITEMS, row for row', async (t) => {
   const rows = doc.split('\n').filter((l) => /^\| `[a-z]+\.[a-z.]+` \|/.test(l));
   const want = Object.entries(CONFIG_ITEMS).map(([k, d]) => {
-    const def = d as { default: number | boolean; min?: number; max?: number; description: string };
-    const range = typeof def.default === 'boolean' ? 'true or false' : `${def.min} to ${def.max}`;
+    const def = d as { default: number | boolean | string; min?: number; max?: number; values?: readonly string[]; description: string };
+    const range = typeof def.default === 'boolean' ? 'true or false' : typeof def.default === 'string' ? def.values!.join(', ') : `${def.min} to ${def.max}`;
     return `| \`${k}\` | ${def.default} | ${range} | ${def.description} |`;
   });
   t.same(rows, want);

@@ -5,7 +5,7 @@
 import { keyId } from '../../lib/keys';
 import { dirsFrom, loggerFrom, numberOption, parseCli, UsageError } from '../../lib/cli';
 import { ensureDeviceKeys, identityPaths, readOnboarded } from '../../lib/device-identity';
-import { readProvisioning } from '../../agents/zedagent/provisioning';
+import { readProvisioning } from '../../api/provisioning';
 import { onboard, OnboardingRefused } from '../../agents/zedagent/onboard-driver';
 import type { ToolSpec } from '../tool';
 
