@@ -33,6 +33,7 @@ export const CONFIG_ITEMS = {
   'timer.port.testinterval': { default: 300, min: 5, max: 86400, description: 'seconds between tests of the current management port configuration\'s path to the controller' },
   'timer.port.testbetterinterval': { default: 600, min: 0, max: 86400, description: 'seconds between retries of a better (higher priority) port configuration while a fallback is in use; 0: never' },
   'timer.port.timeout': { default: 15, min: 1, max: 300, description: 'seconds a connectivity test waits for the controller\'s broker before it fails' },
+  'network.fallback.any.eth': { default: false, description: 'true: when no port configuration reaches the controller, nim tries DHCP on every ethernet interface (EVE\'s last resort)' },
   'debug.default.remote.loglevel': { default: 'info', values: LOG_LEVELS, description: 'lowest level of agent log lines sent to the controller (trace, debug, info, warn, error, none); agent.<name>.remote.loglevel overrides it per agent' },
   'debug.app.remote.loglevel': { default: 'info', values: LOG_LEVELS, description: 'lowest level of app output sent to the controller (stdout is info, stderr warn); app.<name>.remote.loglevel overrides it per app' },
   'log.queue.max.mib': { default: 64, min: 1, max: 65536, description: 'MiB of compressed log batches kept on disk while the controller is unreachable; the oldest are dropped past it, and counted' },
