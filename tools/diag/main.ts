@@ -1,58 +1,134 @@
-// diag: what a person at the device's console needs to see. Today that is the
-// agents: which run, where, how recently they proved liveness, and what broke.
-// The network, controller and app sections arrive with the agents that own them.
+// diag: the console view of the device for the person standing in front of it.
+// Wiring only: it watches the collections that say how the device is, keeps the
+// identity files in view, redraws when something changes (at most every few
+// seconds), keeps <run>/diag.txt the same as the screen, and probes the
+// controller itself when the network looks wrong. The text is view.ts, the
+// diagnosis problems.ts, the probe probe.ts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ToolSpec } from '../tool';
 import { dirsFrom, loggerFrom, numberOption, parseCli } from '../../lib/cli';
 import { writeFileAtomicSync } from '../../lib/atomic-file';
+import { readOnboarded } from '../../lib/device-identity';
+import type { Dirs } from '../../lib/dirs';
+import { readProvisioning } from '../../api/provisioning';
+import { chooseLedCode } from '../../agents/ledmanager/led-code';
 import { Bus } from '../../pubsub/bus';
-import type { AgentStatus } from '../../pubsub/collections';
+import type { CollectionSpec } from '../../pubsub/catalog';
+import {
+  AgentStatusCollection, AppInstanceStatusCollection, DeviceConfigStatusCollection, DeviceNetworkStatusCollection,
+  DevicePortConfigListCollection, LedBlinkCounterCollection, LogManagerStatusCollection, ledMeaning, type AgentStatus,
+} from '../../pubsub/collections';
 import { discover } from '../../pubsub/discovery';
 import { AGENT_NAMES } from '../../pubsub/owners';
 import type { Subscription } from '../../pubsub/subscription';
-import { table } from '../ipcmonitor/format';
+import { probeWanted, probeController } from './probe';
+import type { DeviceIdentity, DiagState, ProbeResult } from './state';
+import { renderDiag } from './view';
 
-const HELP = `Usage: diag [--once] [--interval-ms N]
+const HELP = `Usage: diag [--once] [--interval-ms N] [--no-probe]
 
-Prints each agent's state as its AgentStatus on the bus reports it, the age of its liveness file
-(<run>/<agent>.touch), and what is wrong in plain words. Without --once it redraws every
---interval-ms (default 2000), showing agents as they start and stop, and keeps <run>/diag.txt up to date.`;
+Shows the device as a person at its console needs it: who it is (serial, UUID, onboarding), its
+management ports with their addresses and whether they reach the controller, the controller link and
+the LED code, the config in force, the apps with their states and errors, the agents, the log queue,
+and then what is wrong in plain words with what to check.
 
-const OPTIONS = { once: { type: 'boolean' }, 'interval-ms': { type: 'string' } } as const;
+Without --once it redraws when something changes, at most every --interval-ms (default 3000), and at
+least every 30 s; the same text is kept in <run>/diag.txt. When the network looks wrong (no address,
+the controller unreachable, the LED saying "connecting"), diag probes the controller's broker itself
+(name lookup and connection, at most every 30 s) and shows what it found; --no-probe turns that off.`;
 
-/** A touch file older than this means the agent (or the whole process) is stuck or gone. */
-const STALE_TOUCH_MS = 60_000;
+const OPTIONS = { once: { type: 'boolean' }, 'interval-ms': { type: 'string' }, 'no-probe': { type: 'boolean' } } as const;
+const PROBE_EVERY_MS = 30_000;
+const REFRESH_MS = 30_000;
 
 export const diag: ToolSpec = {
   name: 'diag',
-  summary: 'console status of the device',
+  summary: 'console status of the device: identity, ports, controller, apps, agents, logs, and what is wrong',
   help: HELP,
   async main(args, env) {
     const { values } = parseCli(args, OPTIONS);
     const dirs = dirsFrom(values);
     const bus = new Bus({ runDir: dirs.run, persistDir: dirs.persist, log: loggerFrom(values, 'diag') });
-    // Every agent, running or not: one that starts later appears as soon as it publishes.
-    const subs = new Map<string, Subscription>();
-    for (const name of AGENT_NAMES) subs.set(name, bus.subscribe('AgentStatus', { agent: 'diag', owner: name }));
-    // Wait for the state of those running now, and only them.
+    let reason = 'first';
+    let dirty = true;
+    const changed = (why: string) => () => { if (!dirty) reason = why; dirty = true; };
+    const watch = <S extends CollectionSpec>(spec: S, why: string): Subscription =>
+      bus.subscribe(spec, { agent: 'diag', create: changed(why), modify: changed(why), delete: changed(why) });
+    const agents = new Map(AGENT_NAMES.map((name) => [name, bus.subscribe(AgentStatusCollection, {
+      agent: 'diag', owner: name, create: changed('agents'), modify: changed('agents'), delete: changed('agents'),
+    })] as const));
+    const subs = {
+      link: watch(LedBlinkCounterCollection, 'controller link'),
+      config: watch(DeviceConfigStatusCollection, 'config'),
+      net: watch(DeviceNetworkStatusCollection, 'network'),
+      dpc: watch(DevicePortConfigListCollection, 'port configurations'),
+      apps: watch(AppInstanceStatusCollection, 'apps'),
+      logs: watch(LogManagerStatusCollection, 'logs'),
+    };
+    // Wait for the state of the owners running now, and only them, so a stopped agent does not stall diag.
     const live = new Set((await discover(dirs.run, 500)).filter((r) => r.info).map((r) => r.owner));
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), 3000);
-    await Promise.allSettled([...subs].filter(([name]) => live.has(name)).map(([, s]) => s.whenSynchronized(abort.signal)));
+    const waits = [...[...agents].filter(([n]) => live.has(n)).map(([, s]) => s.whenSynchronized(abort.signal)),
+      ...Object.values(subs).filter((s) => live.has(s.owner)).map((s) => s.whenSynchronized(abort.signal))];
+    await Promise.allSettled(waits);
     clearTimeout(timer);
+
+    let probe: ProbeResult | undefined;
+    let probing = false;
+    const state = (): DiagState => {
+      const identity = readIdentity(dirs);
+      const link = subs.link.get('global') as DiagState['link'];
+      const net = subs.net.get('global') as DiagState['net'];
+      const choice = live.has('ledmanager') || link || net ? chooseLedCode(link, net) : undefined;
+      return {
+        now: Date.now(), runDir: dirs.run, reason, identity, link, net,
+        led: choice && { code: choice.code, meaning: ledMeaning(choice.code), reason: choice.reason },
+        config: subs.config.get('global') as DiagState['config'],
+        dpcList: subs.dpc.get('global') as DiagState['dpcList'],
+        apps: [...subs.apps.getAll().values()] as DiagState['apps'],
+        logs: subs.logs.get('global') as DiagState['logs'],
+        agents: AGENT_NAMES.map((name) => ({ name, status: agents.get(name)?.get(name) as AgentStatus | undefined, touchAgeMs: ageOf(path.join(dirs.run, `${name}.touch`)) })),
+        probe,
+      };
+    };
+    const maybeProbe = async (s: DiagState): Promise<void> => {
+      if (values['no-probe'] || probing || !s.identity.broker || !probeWanted(s)) return;
+      if (probe && Date.now() - probe.at < PROBE_EVERY_MS) return;
+      probing = true;
+      try {
+        probe = await probeController(s.identity.broker, readProvisioning(dirs)?.broker.caPem);
+        changed('probe')();
+      } finally {
+        probing = false;
+      }
+    };
     const draw = (): void => {
-      const text = render(dirs.run, subs);
+      const text = renderDiag(state());
       writeFileAtomicSync(path.join(dirs.run, 'diag.txt'), text);
       env.out(values.once ? text : `\x1b[2J\x1b[H${text}`);
+      dirty = false;
     };
     try {
-      draw();
-      if (values.once) return 0;
-      const every = numberOption(values, 'interval-ms') ?? 2000;
+      if (values.once) {
+        await maybeProbe(state());
+        draw();
+        return 0;
+      }
+      const every = numberOption(values, 'interval-ms') ?? 3000;
+      let lastDraw = 0;
       await new Promise<void>((resolve) => {
-        // Each tick, not only on change: the liveness ages move even when nothing is published.
-        const tick = setInterval(draw, every);
+        // Changes are drawn at most every `every` ms; ages and the probe move even when nothing is published.
+        const tick = setInterval(() => {
+          const now = Date.now();
+          if (now - lastDraw >= REFRESH_MS && !dirty) { reason = 'refresh'; dirty = true; }
+          if (!dirty || now - lastDraw < every) return;
+          lastDraw = now;
+          const s = state();
+          void maybeProbe(s);
+          draw();
+        }, Math.min(every, 250));
         const stop = (): void => { clearInterval(tick); resolve(); };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
@@ -64,31 +140,20 @@ export const diag: ToolSpec = {
   },
 };
 
-function render(runDir: string, subs: Map<string, Subscription>): string {
-  const now = Date.now();
-  const rows = [['AGENT', 'STATE', 'MODE', 'PID', 'ALIVE', 'RESTARTS', 'LAST ERROR']];
-  const problems: string[] = [];
-  for (const name of AGENT_NAMES) {
-    const status = subs.get(name)?.get(name) as AgentStatus | undefined;
-    const touchAge = ageOf(path.join(runDir, `${name}.touch`), now);
-    const alive = touchAge === undefined ? 'never' : `${Math.round(touchAge / 1000)}s ago`;
-    if (!status) {
-      rows.push([name, 'not running', '-', '-', alive, '-', '']);
-      problems.push(`${name} is not on the bus: start zedbox (or ${name} alone) with --run-dir ${runDir}`);
-      continue;
-    }
-    rows.push([name, status.state, status.mode, String(status.pid), alive, String(status.restarts), status.lastError ?? '']);
-    if (status.state === 'failed') problems.push(`${name} crashed ${status.crashes} times and was stopped: ${status.lastError ?? 'no error recorded'}`);
-    else if (status.state === 'backoff') problems.push(`${name} crashed and restarts at ${status.nextRestartAt}: ${status.lastError ?? ''}`);
-    else if (touchAge !== undefined && touchAge > STALE_TOUCH_MS) problems.push(`${name} has not proved liveness for ${Math.round(touchAge / 1000)} s: its process may be stuck`);
+function readIdentity(dirs: Dirs): DeviceIdentity {
+  try {
+    const prov = readProvisioning(dirs);
+    if (!prov) return {};
+    const onboarded = readOnboarded(dirs);
+    return { serial: prov.serial, broker: prov.broker.url, deviceId: onboarded?.deviceId, onboardedAt: onboarded?.onboardedAt };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
-  const summary = problems.length ? ['What is wrong:', ...problems.map((p) => `  - ${p}`)].join('\n') : 'All agents are running.';
-  return `zedbox diag  ${new Date(now).toISOString()}  run dir ${runDir}\n\n${table(rows)}\n${summary}\n`;
 }
 
-function ageOf(file: string, now: number): number | undefined {
+function ageOf(file: string): number | undefined {
   try {
-    return now - fs.statSync(file).mtimeMs;
+    return Date.now() - fs.statSync(file).mtimeMs;
   } catch {
     return undefined;
   }
