@@ -15,6 +15,8 @@ import type { BrokerProvisioner } from './broker-accounts';
 import { connectOnce, publishAcked } from './broker-client';
 import { connectDynsec } from './broker-dynsec';
 import { resignConfig, signConfig } from './config-signer';
+import { LogStore } from './log-store';
+import { LogPrinter, followLogs, printStored, type FollowOptions, type LogFilter } from './log-view';
 import { tokenHash, type DeviceRecord } from './onboarding';
 import { startController, type ControllerOptions } from './server';
 import { StateDir, type ServerInfo } from './state-dir';
@@ -294,6 +296,31 @@ export async function follow(state: StateDir, ref: string, metrics: boolean, io:
       signal.addEventListener('abort', done);
     });
   }
+}
+
+// ---- logs ----
+
+export interface LogsOptions {
+  filter: LogFilter;
+  follow: boolean;
+  json: boolean;
+  /** For tests: shorter waits. */
+  followOptions?: FollowOptions;
+}
+
+/** Prints the device's stored log lines in seq order; with follow, keeps printing new batches. */
+export async function logs(state: StateDir, ref: string, opts: LogsOptions, io: Io, signal: AbortSignal): Promise<void> {
+  const dev = findOrFail(state, ref);
+  if (!dev.deviceId) throw new CommandError(`device ${dev.serial} is ${dev.state}: it has no logs until it onboards`);
+  const store = new LogStore(state.dir);
+  const printer = new LogPrinter(opts.filter, opts.json, (line) => io.out(line + '\n'));
+  printStored(store, dev.deviceId, printer);
+  if (!opts.follow) {
+    if (printer.last === undefined) io.err(`zedctl: no logs stored for ${dev.serial} (${dev.deviceId}) yet\n`);
+    return;
+  }
+  io.err(`following the logs of ${dev.serial} (${dev.deviceId}); stop with Ctrl-C\n`);
+  await followLogs(store, dev.deviceId, printer, signal, opts.followOptions);
 }
 
 function statOf(file: string): fs.Stats | undefined {

@@ -7,14 +7,17 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, loggerFrom } from '../lib/cli';
 import type { ToolEnv, ToolSpec } from '../tools/tool';
-import { CommandError, configGet, configSet, epochBump, follow, listDevices, registerDevice, removeDevice, serve, showDevice, type Io } from './cli';
+import { CommandError, configGet, configSet, epochBump, follow, listDevices, logs, registerDevice, removeDevice, serve, showDevice, type Io } from './cli';
+import { DEFAULT_LOG_RETENTION_BYTES } from './log-store';
+import { LEVELS, type LogFilter, type LogLevel } from './log-view';
 import { DEFAULT_GROUP } from './server';
 import { StateError, StateDir, resolveStateDir } from './state-dir';
 
 const HELP = `Usage:
   zedctl serve [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--public-url URL]
+               [--log-retention-mib N]
   zedctl serve --broker URL [--ca FILE] [--dynsec-admin USER --dynsec-password-file FILE]
-               [--group NAME] [--replica NAME] [--public-url URL]
+               [--group NAME] [--replica NAME] [--public-url URL] [--log-retention-mib N]
       Runs the controller until Ctrl-C (SIGINT) or SIGTERM. Without --broker it runs its own MQTT
       broker on --listen (default 127.0.0.1:1883), over TLS with --tls-cert and --tls-key (devices get
       --tls-ca, default the certificate, in their provisioning file). It refuses to serve MQTT in clear
@@ -24,6 +27,8 @@ const HELP = `Usage:
       every device's account, and is kept in server.json. Replicas sharing one --state and broker
       split the device traffic (shared subscriptions, group --group, default ${DEFAULT_GROUP}).
       --public-url is the broker address written into provisioning files, if devices use another.
+      Devices' log batches are stored under <state>/logs/<uuid>/, each once, and acknowledged;
+      past --log-retention-mib per device (default ${DEFAULT_LOG_RETENTION_BYTES / 1024 / 1024}) the oldest batches are deleted.
   zedctl device add SERIAL [--token TOKEN] [--out FILE]
       Registers SERIAL and writes its provisioning file (to stdout without --out; mode 0600): broker
       url, onboarding account, serial, a one-time token (random unless --token) and the controller's
@@ -53,6 +58,13 @@ const HELP = `Usage:
       device then reports all its info again.
   zedctl follow DEVICE [--metrics]
       Prints what DEVICE reports as it arrives (info changes and status; metrics with --metrics).
+  zedctl logs DEVICE [--app NAME] [--source AGENT] [--level L] [--since TIME] [--follow] [--json]
+      DEVICE's log lines as the controller stored them, in order, one a line: time, source (or
+      app/NAME), level, message and fields. "-- N lines dropped on the device (why) --" marks lines
+      the device lost, "-- batches A-B missing --" batches that never arrived. --app (a name or
+      id), --source (an agent) and --level (at least: ${LEVELS.join(', ')}) filter;
+      --since TIME (RFC 3339) starts there; --follow keeps printing batches as they are stored
+      (it reads the state dir: run it beside serve); --json prints NDJSON.
 
 DEVICE is a serial or a device UUID.
 
@@ -82,7 +94,13 @@ const OPTIONS = {
   out: { type: 'string' },
   json: { type: 'boolean' },
   metrics: { type: 'boolean' },
-  /** For tests and scripts: stop serve or follow after N ms. */
+  app: { type: 'string' },
+  source: { type: 'string' },
+  level: { type: 'string' },
+  since: { type: 'string' },
+  follow: { type: 'boolean' },
+  'log-retention-mib': { type: 'string' },
+  /** For tests and scripts: stop serve, follow or logs --follow after N ms. */
   'duration-ms': { type: 'string' },
   debug: { type: 'boolean', short: 'd' },
   'log-format': { type: 'string' },
@@ -186,6 +204,10 @@ async function run(args: string[], io: Io): Promise<number> {
       need(2, 'follow DEVICE [--metrics]');
       await follow(state, sub!, v.metrics === true, io, stopSignal(durationMs(v['duration-ms'])));
       return 0;
+    case 'logs':
+      need(2, 'logs DEVICE [--app NAME] [--source AGENT] [--level L] [--since TIME] [--follow] [--json]');
+      await logs(state, sub!, { filter: logFilter(v), follow: v.follow === true, json: v.json === true }, io, stopSignal(durationMs(v['duration-ms'])));
+      return 0;
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }
@@ -231,6 +253,30 @@ function serveOptions(v: Values, stateDir: string) {
     ...(v.group !== undefined ? { group: v.group } : {}),
     ...(v.replica !== undefined ? { replica: v.replica } : {}),
     ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+    ...(v['log-retention-mib'] !== undefined ? { logRetentionBytes: mib(v['log-retention-mib']) } : {}),
+  };
+}
+
+function mib(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(n > 0)) throw new UsageError(`--log-retention-mib must be a positive number of MiB, not ${raw}`);
+  return Math.round(n * 1024 * 1024);
+}
+
+function logFilter(v: Values): LogFilter {
+  if (v.level !== undefined && !(LEVELS as readonly string[]).includes(v.level)) {
+    throw new UsageError(`--level must be one of ${LEVELS.join(', ')}, not ${v.level}`);
+  }
+  let sinceMs: number | undefined;
+  if (v.since !== undefined) {
+    sinceMs = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/i.test(v.since) ? Date.parse(v.since) : NaN;
+    if (!Number.isFinite(sinceMs)) throw new UsageError(`--since must be an RFC 3339 time such as 2026-05-06T07:08:09Z, not ${v.since}`);
+  }
+  return {
+    ...(v.app !== undefined ? { app: v.app } : {}),
+    ...(v.source !== undefined ? { source: v.source } : {}),
+    ...(v.level !== undefined ? { level: v.level as LogLevel } : {}),
+    ...(sinceMs !== undefined ? { sinceMs } : {}),
   };
 }
 

@@ -16,6 +16,8 @@ import { connectDynsec } from './broker-dynsec';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker';
 import { RetainedSweep } from './retained-sweep';
 import { Ingest, type IngestCounters } from './ingest';
+import { LogIngest, type LogIngestCounters } from './log-ingest';
+import { LogStore } from './log-store';
 import { OnboardingHandler, type OnboardingCounters } from './onboarding-handler';
 import { StateDir, type Account, type ServerInfo } from './state-dir';
 
@@ -41,12 +43,15 @@ export interface ControllerOptions {
   replica?: string;
   /** The broker address written into provisioning files, when devices reach it by another name. */
   publicUrl?: string;
+  /** Log bytes kept per device before the oldest batches go (default 256 MiB). */
+  logRetentionBytes?: number;
   log: Logger;
 }
 
 export interface ControllerCounters {
   onboarding: OnboardingCounters;
   ingest: IngestCounters;
+  logs: LogIngestCounters & { deletedByRetention: number };
   broker?: ReturnType<EmbeddedBroker['stats']>;
 }
 
@@ -86,10 +91,16 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     publish: (topic, payload, o) => publishAcked(mq, topic, payload, o.retain),
   });
   const ingest = new Ingest(state, log.child('ingest'), undefined, replica);
+  const logStore = new LogStore(state.dir, opts.logRetentionBytes);
+  const logIngest = new LogIngest({
+    state, store: logStore, keys, log: log.child('logs'), replica,
+    publish: (topic, payload) => publishAcked(mq, topic, payload, false),
+  });
   mq.on('message', (topic, payload) => {
     try {
       const t = parseTopic(topic);
       if (t?.type === 'onboardRequest') void onboarding.handle(t.serial, payload);
+      else if (t?.type === 'logs') logIngest.handle(topic, payload);
       else ingest.handle(topic, payload);
     } catch (err) {
       log.error('message handling failed', { topic, err });
@@ -126,10 +137,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     counters: () => ({
       onboarding: structuredClone(onboarding.counters),
       ingest: structuredClone(ingest.counters),
+      logs: { ...structuredClone(logIngest.counters), deletedByRetention: logStore.deleted },
       ...(side.embedded ? { broker: side.embedded.stats() } : {}),
     }),
     close() {
       closing ??= (async () => {
+        await logIngest.flush(); // what was stored is acknowledged before the link goes
         await mq.endAsync();
         await onboarding.idle();
         await closeSide(side);

@@ -16,6 +16,8 @@
 //   status/<uuid>.json        latest status body (online/offline), with its receive time
 //   events/<uuid>.ndjson      info, status and metrics as received, one JSON a line; rotated at 10 MB
 //                             to events/<uuid>.ndjson.1 (2 files kept)
+//   logs/<uuid>/<seq12>.json  the device's log batches, each stored once and fsynced (log-store.ts); the
+//                             oldest deleted past the retention cap. Kept, like events, when a device is removed
 //   locks/<name>.lock         short-lived exclusive locks between replicas and commands
 // Every JSON file is written atomically (lib/atomic-file.ts); the event logs are appended.
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 // zedagent's MQTT link to the controller: one persistent session (clean: false,
-// client id = the device UUID), the signed config subscription, an online
+// client id = the device UUID), the signed config and log-ack subscriptions, an online
 // status on every connect and a signed offline status as the last will. What
 // to send and when is the outbox's and the reporter's business.
 import { randomUUID } from 'node:crypto';
@@ -14,6 +14,8 @@ import type { OutMessage } from './outbox';
 
 export interface LinkEvents {
   onConfig(payload: Buffer): void;
+  /** The controller stored log batches (a signed log-ack, not yet verified). */
+  onLogAck(payload: Buffer): void;
   onUp(): void;
   onDown(reason: string): void;
 }
@@ -53,8 +55,10 @@ export class ControllerLink {
       this.connects++;
       this.lastError = undefined;
       this.log.info('connected to the controller broker', { url: this.endpoint.url, sessionPresent: ack.sessionPresent });
-      client.subscribe(topics.config(this.deviceId), { qos: 1 }, (err, granted) => {
-        if (err || granted?.some((g) => g.qos === 128)) this.log.error('cannot subscribe to this device\'s config topic', { error: err?.message ?? 'refused by the broker' });
+      const down = { [topics.config(this.deviceId)]: { qos: 1 as const }, [topics.logAck(this.deviceId)]: { qos: 1 as const } };
+      client.subscribe(down, (err, granted) => {
+        const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? [];
+        if (err || refused.length) this.log.error('cannot subscribe to this device\'s down topics', { error: err?.message ?? `refused by the broker: ${refused.join(', ')}` });
       });
       client.publish(topics.status(this.deviceId), this.status('online'), { qos: 1, retain: true });
       this.up = true;
@@ -62,6 +66,7 @@ export class ControllerLink {
     });
     client.on('message', (topic, payload) => {
       if (topic === topics.config(this.deviceId)) this.events.onConfig(payload);
+      else if (topic === topics.logAck(this.deviceId)) this.events.onLogAck(payload);
     });
     client.on('error', (err) => {
       if (this.lastError !== err.message) this.log.warn('controller broker link error', { error: err.message });

@@ -1,6 +1,6 @@
 // zedagent with a controller: identity, onboarding (when device-steps has not
-// done it yet), the checkpointed config at boot, the MQTT link, the reporter
-// and the reboot/shutdown counters. Wiring only; each part is its own module.
+// done it yet), the checkpointed config at boot, the MQTT link, the reporter,
+// the log batches and the reboot/shutdown counters. Wiring only; each part is its own module.
 import * as path from 'node:path';
 import { keyId, signerFor, verifierFor } from '../../lib/keys';
 import type { ConfigBody } from '../../api/messages';
@@ -17,6 +17,7 @@ import { decideOps } from './device-ops';
 import { onboard } from './onboard-driver';
 import { opsCommand, readOpsRecord, runOpsCommand, writeOpsRecord } from './ops-driver';
 import { LedState, ledForRefusal } from './led-state';
+import { LogForwarder } from './log-forwarder';
 import { Outbox } from './outbox';
 import { Reporter, infoPriority } from './reporter';
 import { ReportedKeys } from './reported-keys';
@@ -68,9 +69,11 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
       else ctx.log.info(`${op} command ran`, { command: r.command, exitCode: r.exitCode });
     });
   };
-  const source = new ControllerConfigSource(ctx, applier, verifierFor(prov.controllerPublicKey), deviceId, onApplied);
+  const controllerKey = verifierFor(prov.controllerPublicKey);
+  const source = new ControllerConfigSource(ctx, applier, controllerKey, deviceId, onApplied);
 
   const outbox = new Outbox(path.join(ctx.dirs.persist, 'zedagent', 'outbox'), { maxInflight: 32, flushAfterMs: 200, priority: infoPriority });
+  const logs = new LogForwarder(ctx, { deviceId, signer, kid, controller: controllerKey, send: (m) => link.send(m) });
   const link = new ControllerLink(
     {
       url: prov.broker.url, ...(prov.broker.caPem ? { caPem: prov.broker.caPem } : {}),
@@ -83,13 +86,16 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
         if (outcome === 'bad-signature') led.set(15, 'the controller\'s signature on the config is invalid or missing');
         else if (outcome !== 'cleared') led.set(4, 'connected, onboarded, config received');
       },
+      onLogAck: (payload) => logs.receiveAck(payload),
       onUp: () => {
         led.set(3, 'connected to the broker, waiting for the config');
         outbox.attach((m) => link.send(m));
+        logs.attach(); // after the outbox: device info is on the wire before any log batch
       },
       onDown: (reason) => {
         led.set(2, `connecting to the controller's broker: ${reason}`);
         outbox.detach();
+        logs.detach();
       },
     },
   );

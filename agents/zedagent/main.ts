@@ -11,12 +11,13 @@ import { LocalConfigSource } from './local-config-source';
 
 export const zedagent: AgentSpec = {
   name: 'zedagent',
-  summary: 'the link to the controller (MQTT): onboarding, signed config in, info and metrics out; or a local config file',
+  summary: 'the link to the controller (MQTT): onboarding, signed config in, info, metrics and logs out; or a local config file',
   help: `With <config dir>/controller.json (the provisioning file \`zedctl device add\` writes), zedagent works
 with the controller over MQTT (docs/controller-api.md): it onboards if <persist>/status/onboarding.json
 is missing, applies the signed config the controller keeps for the device (refusing unsigned, forged and
 older ones), reports every object's state as signed retained info (queued on disk while the broker is
-away) and metrics every timer.metric.interval, and keeps the last accepted config in
+away) and metrics every timer.metric.interval, sends logmanager's log batches (LogBatch) until the
+controller acknowledges each (then it publishes LogBatchAck), and keeps the last accepted config in
 <persist>/checkpoint/controller-config.json to boot from when the broker cannot be reached.
 
 Without a provisioning file it reads the device config from --config FILE (default <config
