@@ -34,6 +34,11 @@ export interface EmbeddedBroker {
   readonly url: string;     // mqtt://127.0.0.1:PORT or mqtts://...
   readonly port: number;
   stats(): { clients: number; messagesIn: number; messagesOut: number };
+  /**
+   * Devices are turned away ("server unavailable", they retry) until the controller has subscribed:
+   * what a device sent before that would reach no subscriber and wait for its sender's resend timer.
+   */
+  admitDevices(): void;
   close(): Promise<void>;   // closes clients, server, persistence; resolves when the port is free
 }
 
@@ -156,6 +161,10 @@ function notAuthorized(message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: 5 as const });
 }
 
+function serverUnavailable(message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: 3 as const });
+}
+
 function identifierRejected(message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: 2 as const });
 }
@@ -196,6 +205,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const persistence = await retainedOnDisk(new RetainedFiles(path.join(opts.dataDir, 'retained'), log));
   let messagesIn = 0;
   let messagesOut = 0;
+  let devicesAdmitted = false;
 
   /** The client's rights, as long as its account still exists with the password it connected with. */
   const currentAuth = (client: Client | null): ClientAuth | undefined => {
@@ -223,6 +233,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (!password) return refuse('no password');
       passwords.check(account, password).then((ok) => {
         if (!ok) return refuse('wrong password');
+        if (!devicesAdmitted && account.role.kind !== 'controller') {
+          return refuse('the controller has not subscribed yet', serverUnavailable('controller starting'));
+        }
         if (!clientIds.mayTake(client.id, username)) {
           return refuse('client id held by another account', identifierRejected('client id in use'));
         }
@@ -317,6 +330,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     url,
     port,
     stats: () => ({ clients: broker.connectedClients, messagesIn, messagesOut }),
+    admitDevices: () => { devicesAdmitted = true; },
     close() {
       closing ??= (async () => {
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));

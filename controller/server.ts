@@ -118,6 +118,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     await closeSide(side);
     throw new Error(`cannot subscribe to the device topics on ${server.url}: ${(err as Error).message}`);
   }
+  side.embedded?.admitDevices();
   log.info('controller serving', { url: server.url, embedded: side.embedded !== undefined, filters });
   // Subscribe again on every reconnect: Mosquitto 2.0.11 reports the session present after a restart
   // but has lost its shared subscriptions, and mqtt.js does not resubscribe a clean:false session.

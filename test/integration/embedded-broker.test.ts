@@ -43,9 +43,10 @@ function memoryLog(): { log: Logger; lines: string[] } {
   return { lines, log: new Logger({ source: 'embedded-broker', level: 'debug', sink: { write: (l) => lines.push(l) } }) };
 }
 
-async function startBroker(t: Test, opts: Partial<EmbeddedBrokerOptions> & { accounts: AccountLookup; dataDir: string }): Promise<EmbeddedBroker> {
+async function startBroker(t: Test, opts: Partial<EmbeddedBrokerOptions> & { accounts: AccountLookup; dataDir: string }, admit = true): Promise<EmbeddedBroker> {
   const broker = await startEmbeddedBroker({ port: 0, log: memoryLog().log, ...opts });
   t.teardown(() => broker.close());
+  if (admit) broker.admitDevices();
   return broker;
 }
 
@@ -167,6 +168,18 @@ t.test('only known accounts with the right password get in', async (t) => {
   for (const secret of [...accounts.passwords.values(), oldPassword, 'guess']) {
     t.notOk(lines.some((l) => l.includes(secret)), 'no password in the log');
   }
+});
+
+t.test('devices wait ("server unavailable") until the controller has subscribed; the controller does not', async (t) => {
+  const { accounts, dataDir, devA } = setup(t);
+  const broker = await startBroker(t, { accounts, dataDir }, false);
+  const early = await refusedLogin(t, broker, accounts, devA);
+  t.equal(early.code, 3, 'a device before the controller subscribed: CONNACK 3 Server unavailable (it retries)');
+  await login(t, broker, accounts, 'controller');
+  t.pass('the controller itself gets in');
+  broker.admitDevices();
+  await login(t, broker, accounts, devA);
+  t.pass('then the device does');
 });
 
 t.test('a device writes only its own "up" subtree', async (t) => {
