@@ -21,6 +21,9 @@ command -v curl >/dev/null || need+=(curl)
 [[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
 command -v mosquitto_ctrl >/dev/null || need+=(mosquitto-clients)
 command -v openssl >/dev/null || need+=(openssl)
+# nim's tests: ip (network namespaces, veth pairs), busybox udhcpc/udhcpd (above), an HTTP CONNECT proxy.
+command -v ip >/dev/null || need+=(iproute2)
+[[ -x /usr/bin/tinyproxy ]] || need+=(tinyproxy)
 if ((${#need[@]})); then
   echo "test-services: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -30,7 +30,7 @@ export const CONFIG_ITEMS = {
   'app.stop.timeout': { default: 10, min: 0, max: 600, description: 'seconds a container gets after SIGTERM before it is killed' },
   'timer.metric.interval': { default: 60, min: 1, max: 3600, description: 'seconds between metrics samples (per app and device) and their reports to the controller' },
   'timer.deviceinfo.interval': { default: 600, min: 10, max: 86400, description: 'seconds between reports of device info to the controller when nothing changed' },
-  'timer.port.testinterval': { default: 300, min: 5, max: 86400, description: 'seconds between tests of the current management port configuration\'s path to the controller' },
+  'timer.port.testinterval': { default: 300, min: 1, max: 86400, description: 'seconds between tests of the current management port configuration\'s path to the controller' },
   'timer.port.testbetterinterval': { default: 600, min: 0, max: 86400, description: 'seconds between retries of a better (higher priority) port configuration while a fallback is in use; 0: never' },
   'timer.port.timeout': { default: 15, min: 1, max: 300, description: 'seconds a connectivity test waits for the controller\'s broker before it fails' },
   'network.fallback.any.eth': { default: false, description: 'true: when no port configuration reaches the controller, nim tries DHCP on every ethernet interface (EVE\'s last resort)' },

@@ -1,0 +1,221 @@
+// Connectivity tests: can the device reach its controller's broker? A TCP connect
+// (and a TLS handshake for mqtts, with the provisioning CA) bound to a management
+// port's address, so policy routing sends it out of that port, through the port's
+// HTTP proxy with CONNECT when it has one. A refusal from the broker's own host
+// means the path works and the broker is down (EVE's RemoteTemporaryFailure).
+import { lookup } from 'node:dns/promises';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Provisioning } from '../../api/provisioning';
+import type { NetworkPortConfig } from '../../pubsub/collections/network';
+import type { Outcome } from './dpc-manager';
+import { isDevicePort, type HostView } from './host-observer';
+import { ipJson } from './link-driver';
+import { candidates, checkPort, localOutcome, type PortCheck } from './port-checks';
+import type { Lease } from './udhcpc-driver';
+
+export interface BrokerTarget {
+  host: string;
+  port: number;
+  tls: boolean;
+  caPem?: string;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  /** The broker's host refused the connection: the path works. */
+  refused?: boolean;
+  /** TLS said the certificate is expired or not yet valid: most likely the device's clock (EVE counts it as working). */
+  clock?: boolean;
+  error?: string;
+}
+
+export interface PortResult {
+  ifName: string;
+  reachesController?: boolean;
+  error?: string;
+  testedAt: number;
+}
+
+export interface ControllerResult {
+  host: string;
+  port: number;
+  reachable: boolean;
+  via?: string;
+  error?: string;
+  testedAt: number;
+}
+
+export interface TestResult {
+  outcome: Outcome;
+  ports: PortResult[];
+  controller?: ControllerResult;
+  /** The port the controller was reached through. */
+  via?: string;
+}
+
+/** The broker from the provisioning file (mqtt:// defaults to port 1883, mqtts:// to 8883). */
+export function brokerTarget(p: Provisioning | undefined): BrokerTarget | undefined {
+  if (!p) return undefined;
+  const u = new URL(p.broker.url);
+  const secure = u.protocol === 'mqtts:';
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return { host, port: u.port ? Number(u.port) : secure ? 8883 : 1883, tls: secure, ...(p.broker.caPem ? { caPem: p.broker.caPem } : {}) };
+}
+
+const ERRNO: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused', EHOSTUNREACH: 'no route to host', ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'the port\'s address is not available', ECONNRESET: 'connection reset', ETIMEDOUT: 'connection timed out',
+};
+const CLOCK_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+/** A proxy URL without its user and password (they never go into messages or the status). */
+export function redactProxy(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'the proxy';
+  }
+}
+
+/** One attempt to reach the broker, within timeoutMs. */
+export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?: string; timeoutMs: number }): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    const sockets: net.Socket[] = [];
+    const finish = (r: ProbeResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      // Outermost first: destroying the TCP socket under a live TLS socket crashes Node (SIGSEGV, Node 20).
+      for (const s of [...sockets].reverse()) s.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, error: `connection timed out after ${o.timeoutMs / 1000} s` }), o.timeoutMs);
+    const proxy = o.proxy ? new URL(o.proxy) : undefined;
+    const first = net.connect({
+      host: proxy ? proxy.hostname : t.host, port: proxy ? Number(proxy.port) : t.port,
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+    });
+    sockets.push(first);
+    first.once('error', (err: NodeJS.ErrnoException) => {
+      const words = ERRNO[err.code ?? ''] ?? err.message;
+      if (proxy) return finish({ ok: false, error: `proxy ${redactProxy(o.proxy!)}: ${words}` });
+      finish({ ok: false, refused: err.code === 'ECONNREFUSED', error: words });
+    });
+    const secure = (sock: net.Socket): void => {
+      if (!t.tls) return finish({ ok: true });
+      const s = tls.connect({ socket: sock, host: t.host, ...(net.isIP(t.host) ? {} : { servername: t.host }), ...(t.caPem ? { ca: t.caPem } : {}) });
+      sockets.push(s);
+      s.once('secureConnect', () => finish({ ok: true }));
+      s.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, clock: CLOCK_ERRORS.has(err.code ?? ''), error: `TLS handshake failed: ${err.message}` }));
+    };
+    first.once('connect', () => {
+      if (!proxy) return secure(first);
+      const where = `${net.isIPv6(t.host) ? `[${t.host}]` : t.host}:${t.port}`;
+      const auth = proxy.username ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}\r\n` : '';
+      first.write(`CONNECT ${where} HTTP/1.1\r\nHost: ${where}\r\n${auth}\r\n`);
+      let head = '';
+      const onData = (chunk: Buffer): void => {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        first.off('data', onData);
+        const status = head.slice(0, head.indexOf('\r\n'));
+        if (!/^HTTP\/1\.[01] 200/.test(status)) return finish({ ok: false, error: `proxy ${redactProxy(o.proxy!)} answered "${status}"` });
+        const rest = head.slice(end + 4);
+        if (rest) first.unshift(Buffer.from(rest, 'latin1'));
+        secure(first);
+      };
+      first.on('data', onData);
+    });
+  });
+}
+
+async function resolveHost(host: string): Promise<string> {
+  if (net.isIP(host)) return host;
+  return (await lookup(host, { family: 4 })).address;
+}
+
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+
+export interface ConfigTestInput {
+  ports: readonly NetworkPortConfig[];
+  view: HostView;
+  leases: ReadonlyMap<string, Lease>;
+  upSince(ifName: string): number | undefined;
+  target: BrokerTarget | undefined;
+  timeoutMs: number;
+  now: number;
+}
+
+/** Tests a configuration that nim applied: local checks on every port, then the broker through each management port. */
+export async function testConfig(i: ConfigTestInput): Promise<TestResult> {
+  const checks: PortCheck[] = i.ports.map((p) => checkPort(p, i.view, i.leases.get(p.ifName), i.now, i.upSince(p.ifName)));
+  const ports: PortResult[] = checks.map((c) => ({ ifName: c.ifName, testedAt: i.now, ...(c.ok ? {} : { error: c.error }) }));
+  const t = i.target;
+  if (!t) return { outcome: localOutcome(i.ports, checks, [], false), ports };
+  const where = `broker ${t.host}:${t.port}`;
+  let ip: string;
+  try {
+    ip = await resolveHost(t.host);
+  } catch (err) {
+    const error = `${where}: cannot resolve the name (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    return { outcome: { state: 'fail', error }, ports, controller: { host: t.host, port: t.port, reachable: false, error, testedAt: i.now } };
+  }
+  const target = { ...t, host: ip };
+  const probeErrors: string[] = [];
+  for (const c of candidates(i.ports, checks)) {
+    const r = await probeBroker(target, { ...(isLoopback(ip) ? {} : { localAddress: c.ip }), ...(c.port.proxy ? { proxy: c.port.proxy } : {}), timeoutMs: i.timeoutMs });
+    const pr = ports.find((p) => p.ifName === c.port.ifName)!;
+    const working = r.ok || ((r.refused || r.clock) && !c.port.proxy);
+    pr.reachesController = working;
+    if (working) {
+      const error = r.ok ? undefined : `${where}: ${r.error} through ${c.port.ifName} (the path works; the broker does not answer)`;
+      if (error) pr.error = error;
+      return {
+        outcome: { state: r.ok ? 'success' : 'remote-wait', ...(error ? { error } : {}) },
+        ports, via: c.port.ifName,
+        controller: { host: t.host, port: t.port, reachable: !!r.ok, via: c.port.ifName, testedAt: i.now, ...(error ? { error } : {}) },
+      };
+    }
+    pr.error = `${where}: ${r.error} through ${c.port.ifName}`;
+    probeErrors.push(pr.error);
+  }
+  const outcome = localOutcome(i.ports, checks, probeErrors, true);
+  return { outcome, ports, controller: { host: t.host, port: t.port, reachable: false, testedAt: i.now, error: outcome.error ?? 'no management port to test through' } };
+}
+
+/**
+ * Host mode (nothing configured): the host's routes decide the path. The port is the one
+ * `ip route get` names for the broker; without a controller, any usable address is success.
+ */
+export async function testHost(view: HostView, target: BrokerTarget | undefined, timeoutMs: number, now: number): Promise<TestResult> {
+  const usable = view.links.filter(isDevicePort).some((l) => view.addrs.some((a) => a.ifName === l.ifName && a.family === 'inet' && !a.cidr.startsWith('169.254.')));
+  if (!target) return { outcome: usable ? { state: 'success' } : { state: 'fail', error: 'no port has a usable address' }, ports: [] };
+  const where = `broker ${target.host}:${target.port}`;
+  let ip: string;
+  try {
+    ip = await resolveHost(target.host);
+  } catch (err) {
+    const error = `${where}: cannot resolve the name (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    return { outcome: { state: 'fail', error }, ports: [], controller: { host: target.host, port: target.port, reachable: false, error, testedAt: now } };
+  }
+  let via: string | undefined;
+  try {
+    via = (await ipJson<{ dev?: string }>(['route', 'get', ip]))[0]?.dev;
+  } catch (err) {
+    const error = `${where}: no route (${(err as Error).message.replace(/^ip [^:]*: /, '')})`;
+    return { outcome: { state: 'fail', error }, ports: [], controller: { host: target.host, port: target.port, reachable: false, error, testedAt: now } };
+  }
+  const r = await probeBroker({ ...target, host: ip }, { timeoutMs });
+  const working = r.ok || r.refused || r.clock;
+  const error = r.ok ? undefined : `${where}: ${r.error}${via ? ` through ${via}` : ''}${working ? ' (the path works; the broker does not answer)' : ''}`;
+  return {
+    outcome: { state: r.ok ? 'success' : working ? 'remote-wait' : 'fail', ...(error ? { error } : {}) },
+    ports: via ? [{ ifName: via, reachesController: !!working, testedAt: now, ...(error ? { error } : {}) }] : [],
+    ...(working && via ? { via } : {}),
+    controller: { host: target.host, port: target.port, reachable: !!r.ok, ...(via ? { via } : {}), testedAt: now, ...(error ? { error } : {}) },
+  };
+}
