@@ -2,8 +2,10 @@
 // bundled program's memory and start-up time, content download and verification
 // against curl and sha256sum, and apps from config to RUNNING against skopeo +
 // docker load + docker run; a controller with 1,000 simulated devices; config
-// through the broker against a local file; each beside a baseline measured in the same run.
-// Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] [fleet] [config] (default: all).
+// through the broker against a local file; nim's fallback after a broken port against the same switch
+// by hand; app logs to acknowledged batches against a plain docker logs follower and gzip -6;
+// each beside a baseline measured in the same run.
+// Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] [fleet] [config] [nim] [logs] (default: all).
 import * as os from 'node:os';
 import { median, shapeFor, type GcStats, type RunCmd } from './common';
 import { Pair, killAll } from './procs';
@@ -11,6 +13,8 @@ import { benchApps } from './apps';
 import { benchConfigPath } from './config-path';
 import { benchContent } from './content';
 import { benchFleet } from './fleet';
+import { benchLogs } from './logs';
+import { benchNim } from './nim';
 import { benchZedbox } from './zedbox';
 
 // BENCH_KEYS=N: how many keys the updates cycle over (the retained set a subscriber replicates).
@@ -175,6 +179,8 @@ async function main(): Promise<void> {
     ['apps', '5. apps: config to RUNNING against skopeo copy + docker load + docker run; 50 apps; one change in 50', benchApps],
     ['fleet', '6. fleet: one controller and 1,000 simulated devices through Mosquitto; ed25519 in tweetnacl and Node', benchFleet],
     ['config', '7. config: through the controller and its broker to app RUNNING, against the same config as a local file', benchConfigPath],
+    ['nim', '8. nim: from a broken management port to a working fallback, against the same switch by hand (ip + one TCP connect)', benchNim],
+    ['logs', '9. logs: 100,000 app lines to acknowledged LogBatches, against a plain docker logs follower and gzip -6; logmanager memory', benchLogs],
   ];
   for (const [name, title, run] of sections) {
     if (!want(name)) continue;

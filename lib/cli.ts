@@ -1,7 +1,7 @@
 // Command-line options every agent and tool shares.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolveDirs, type Dirs } from './dirs';
-import { Logger, type Level } from './log';
+import { Logger, type Level, type RemoteLogSink } from './log';
 
 export const COMMON_HELP = `Common options:
   --run-dir DIR        volatile state: bus sockets, touch files (default /run/zedbox, env ZEDBOX_RUN_DIR)
@@ -42,11 +42,12 @@ export function dirsFrom(v: Values): Dirs {
   return resolveDirs({ run: str(v['run-dir']), persist: str(v['persist-dir']), config: str(v['config-dir']) });
 }
 
-export function loggerFrom(v: Values, source: string): Logger {
+/** The process's root logger; agents pass logmanager's relay as `remote` (tools do not relay). */
+export function loggerFrom(v: Values, source: string, remote?: RemoteLogSink): Logger {
   const format = str(v['log-format']) ?? 'json';
   if (format !== 'json' && format !== 'text') throw new UsageError(`--log-format must be json or text, not ${format}`);
   const level: Level = v.debug ? 'debug' : 'info';
-  return new Logger({ source, level, format });
+  return new Logger({ source, level, format, remote });
 }
 
 export function numberOption(v: Values, name: string): number | undefined {

@@ -10,7 +10,7 @@ import { AGENTS, findEntry, listing } from './registry';
 export { LINK_NAMES } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom, settingsFrom } from './options';
-import { runAgents } from './run-agents';
+import { agentRelay, runAgents } from './run-agents';
 import { VERSION } from '../lib/version';
 
 /** Basenames that mean "zedbox itself" rather than one of its agents. */
@@ -77,7 +77,9 @@ async function dispatch(name: string, rest: string[]): Promise<number> {
     process.stdout.write(`${agent.name}: ${agent.summary}\n\n${agent.help}\n\nUsage: ${agent.name} [options]\n\n${COMMON_HELP}\n\n${SUPERVISOR_HELP}\n`);
     return 0;
   }
-  return runAgents({ agents: [agent], mode: 'alone', dirs: dirsFrom(values), log: loggerFrom(values, agent.name), policy: policyFrom(values), settings: settingsFrom(values) });
+  const dirs = dirsFrom(values);
+  const relay = agentRelay(dirs);
+  return runAgents({ agents: [agent], mode: 'alone', dirs, log: loggerFrom(values, agent.name, relay), relay, policy: policyFrom(values), settings: settingsFrom(values) });
 }
 
 async function runAll(rest: string[]): Promise<number> {
@@ -94,7 +96,9 @@ async function runAll(rest: string[]): Promise<number> {
   }
   const chosen = AGENTS.filter((a) => (only ? only.includes(a.name) : true) && !except.includes(a.name));
   const agents: AgentSpec[] = await Promise.all(chosen.map((a) => a.load()));
-  return runAgents({ agents, mode: 'all', dirs: dirsFrom(values), log: loggerFrom(values, 'zedbox'), policy: policyFrom(values), settings: settingsFrom(values) });
+  const dirs = dirsFrom(values);
+  const relay = agentRelay(dirs);
+  return runAgents({ agents, mode: 'all', dirs, log: loggerFrom(values, 'zedbox', relay), relay, policy: policyFrom(values), settings: settingsFrom(values) });
 }
 
 if (require.main === module) {

@@ -7,6 +7,7 @@ import type { AgentSpec } from '../agents/agent';
 import { writeFileAtomicSync } from '../lib/atomic-file';
 import type { Dirs } from '../lib/dirs';
 import type { Logger } from '../lib/log';
+import { LogRelay, logRelaySocketPath, logRelaySpoolDir } from '../lib/log-relay';
 import { resolveSettings, type AgentSettings } from '../lib/settings';
 import { Bus } from '../pubsub/bus';
 import type { Catalog } from '../pubsub/catalog';
@@ -23,6 +24,19 @@ export interface RunAgentsOptions {
   settings?: AgentSettings;
   policy?: Partial<SupervisorPolicy>;
   catalog?: Catalog;
+  /** The relay `log` tees to (agentRelay): drained at shutdown, so logmanager gets the last lines. */
+  relay?: LogRelay;
+}
+
+/** How long a shutdown waits for logmanager to take the last lines; the rest go to the spool at exit. */
+const RELAY_DRAIN_MS = 1000;
+
+/** The relay of an agent process: lines to logmanager over <run>/logmanager.sock, and what it did
+ *  not take when the process exits to <persist>/logmanager/spool/. */
+export function agentRelay(dirs: Dirs): LogRelay {
+  const relay = new LogRelay({ socketPath: logRelaySocketPath(dirs.run), spoolDir: logRelaySpoolDir(dirs.persist) });
+  relay.spoolOnExit();
+  return relay;
 }
 
 /** Runs until SIGTERM or SIGINT; resolves with the process exit code. */
@@ -68,6 +82,7 @@ export async function runAgents(opts: RunAgentsOptions): Promise<number> {
     }, stopTimeoutMs + 2000).unref();
     const clean = await supervisor.stop();
     fs.rmSync(pidFile, { force: true });
+    await opts.relay?.drain(RELAY_DRAIN_MS);
     finish(clean ? code : 1);
   }
   process.once('SIGTERM', () => void shutdown('SIGTERM', 0));
