@@ -5,8 +5,9 @@
 # (keys, onboarding, agents); the operator sets the example config
 # (docs/examples/device-config.json, signed by zedctl); the device fetches,
 # verifies and runs its two apps, and the demo shows the device's state as the
-# controller sees it converge, then curls the apps. `make demo` first starts the
-# engine, the registry and the test image (scripts/test-services.sh).
+# controller sees it converge, curls the apps, shows the device's console (diag)
+# and LED code, and the apps' log lines as the controller stored them. `make demo`
+# first starts the engine, the registry and the test image (scripts/test-services.sh).
 # State goes under $DEMO_DIR (default /tmp/zedbox-demo: zedctl/ and device/). DEMO_SECONDS=N stops after N
 # seconds (otherwise Ctrl-C). Containers and images are removed at the end unless DEMO_KEEP=1.
 set -euo pipefail
@@ -75,10 +76,28 @@ for url in http://127.0.0.1:18081/ http://127.0.0.1:18082/boots.txt; do
   echo "== curl $url"
   curl -sS --retry 10 --retry-connrefused --retry-delay 1 "$url" | sed 's/^/   /' || true
 done
+echo; echo "== 6. at the device's console: zedbox diag --once (the same text is kept in $demo/device/run/diag.txt)"
+dist/zedbox diag --once 2>/dev/null | sed 's/^/   /'
+
+echo "== 7. the LED (no LED on this machine: ledmanager logs each code it would blink)"
+grep -ho '"msg":"LED code [^"]*"' "$demo"/device/persist/log/*.log | sed 's/"msg":"\(.*\)"/   \1/'
+
+echo; echo "== 8. the apps' output, as the controller stored it: zedctl logs $serial --app hello / --app notes"
+for app in hello notes; do
+  for _ in $(seq 1 60); do
+    out=$(zedctl logs "$serial" --app "$app" 2>/dev/null || true)
+    grep -q 'response:200' <<<"$out" && break
+    sleep 0.5
+  done
+  sed 's/^/   /' <<<"$out"
+done
+
 echo; echo "== zedctl devices"
 zedctl devices | sed 's/^/   /'
 echo
 echo "   Change the config and set it again (zedctl --state $demo/zedctl config set $serial FILE);"
 echo "   watch it: zedctl --state $demo/zedctl follow $serial [--metrics]"
+echo "   its logs: zedctl --state $demo/zedctl logs $serial [--app NAME | --source AGENT] [--follow]"
+echo "   its console: ZEDBOX_ROOT=$demo/device dist/zedbox diag"
 if [[ -n "${DEMO_SECONDS:-}" ]]; then sleep "$DEMO_SECONDS"; else
   echo "   (Ctrl-C stops the demo)"; zedctl follow "$serial"; fi
