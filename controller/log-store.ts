@@ -15,6 +15,7 @@ import type { LogsBody } from '../api/messages';
 import { UUID_RE } from '../api/topics';
 import { fsyncDir, isTempFile } from '../lib/atomic-file';
 import { logBatchKey } from '../pubsub/collections/logs';
+import { listDir } from './state-dir';
 
 export const DEFAULT_LOG_RETENTION_BYTES = 256 * 1024 * 1024;
 /** A batch's lines are ~1 MB uncompressed; more than this is a zip bomb, not a batch. */
@@ -201,14 +202,5 @@ export class LogStore {
     }
     this.usage.set(uuid, u);
     return u;
-  }
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
   }
 }

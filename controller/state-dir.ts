@@ -402,7 +402,8 @@ export function readCache<T>(file: string): T | undefined {
 /** The state dir's JSON files: atomic, in private directories. */
 export const writeJson = writeJsonAtomicSync;
 
-function listDir(dir: string): string[] {
+/** A directory's entries; none when it does not exist (yet). */
+export function listDir(dir: string): string[] {
   try {
     return fs.readdirSync(dir);
   } catch (err) {

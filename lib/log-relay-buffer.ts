@@ -6,6 +6,8 @@
 // many lines were lost just before the record that follows. Acks count records
 // (lines and markers) received on one connection.
 
+import { Fifo } from './fifo';
+
 /** Why a relay drops lines: the only time it has to. */
 export const RELAY_DROP_REASON = 'agent buffer full while logmanager was away';
 
@@ -24,37 +26,10 @@ function markerLines(record: string): number {
   }
 }
 
-/** An array used as a queue from its head, without shifting it. */
-class Queue {
-  private items: string[] = [];
-  private head = 0;
-  get length(): number { return this.items.length - this.head; }
-  push(s: string): void { this.items.push(s); }
-  peek(): string | undefined { return this.items[this.head]; }
-  shift(): string | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const s = this.items[this.head++];
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return s;
-  }
-  drain(): string[] {
-    const out = this.items.slice(this.head);
-    this.items = [];
-    this.head = 0;
-    return out;
-  }
-}
-
 export class RelayBuffer {
   /** Written to the current connection, not yet acknowledged. */
-  private inflight = new Queue();
-  private unsent = new Queue();
+  private inflight = new Fifo<string>();
+  private unsent = new Fifo<string>();
   /** Lines dropped just before the first unsent record, not yet in a marker. */
   private droppedPending = 0;
   private acked = 0;

@@ -4,7 +4,7 @@
 // the number of keys, not the number of updates. As in EVE, a burst collapses:
 // handlers see the latest state, not every transition.
 import { jsonEqual } from './equal';
-import { Fifo } from './fifo';
+import { Fifo } from '../lib/fifo';
 import type { MirrorEvent } from './mirror';
 
 type KeyEvent = Extract<MirrorEvent, { key: string }>;

@@ -2,7 +2,7 @@
 // PUB and ROUTER never block (they drop past the high-water mark, which the bus
 // detects by sequence numbers), so the queue drains as fast as libzmq accepts.
 import type { Socket } from 'zeromq';
-import { Fifo } from './fifo';
+import { Fifo } from '../lib/fifo';
 
 /** Past this many queued bytes new messages are dropped, as libzmq drops past its high-water
  *  mark: subscribers notice the gap from the next heartbeat and resynchronise. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Fifo } from '../../pubsub/fifo';
+import { Fifo } from '../../lib/fifo';
 
 t.test('first in, first out, across compactions and while growing', async (t) => {
   const q = new Fifo<number>();

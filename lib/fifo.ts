@@ -1,6 +1,6 @@
-// A first-in, first-out queue for the bus's hot paths. It lets go of each item as it
-// hands it out, so a delivered value can die young instead of being promoted by the
-// garbage collector, and it never shifts its array.
+// A first-in, first-out queue for hot paths (the bus, the log relay). It lets go of
+// each item as it hands it out, so a delivered value can die young instead of being
+// promoted by the garbage collector, and it never shifts its array.
 
 export class Fifo<T> {
   private items: Array<T | undefined> = [];
@@ -12,6 +12,10 @@ export class Fifo<T> {
 
   push(item: T): void {
     this.items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.items[this.head];
   }
 
   shift(): T | undefined {
@@ -31,5 +35,12 @@ export class Fifo<T> {
   clear(): void {
     this.items = [];
     this.head = 0;
+  }
+
+  /** Everything still queued, in order; the queue is left empty. */
+  drain(): T[] {
+    const out = this.items.slice(this.head) as T[];
+    this.clear();
+    return out;
   }
 }
