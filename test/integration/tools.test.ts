@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
+import * as net from 'node:net';
 import { BIN, ZEDBOX, msgIs, run, start, tempDirs } from '../lib/proc';
+import { freePort } from '../lib/config-builder';
 
 t.test('ipcmonitor and diag against zedbox running two agents', async (t) => {
   const dirs = tempDirs();
@@ -45,4 +47,29 @@ t.test('ipcmonitor with no bus says where it looked', async (t) => {
   const r = await run(BIN('ipcmonitor'), ['list', '--run-dir', dirs.run]);
   t.equal(r.code, 1);
   t.match(r.err, `no bus endpoints under ${dirs.run}/bus: is zedbox running with this --run-dir?`);
+});
+
+t.test('diag probes the controller\'s broker itself when nothing on the device can say', async (t) => {
+  const dirs = tempDirs();
+  t.teardown(dirs.cleanup);
+  fs.mkdirSync(dirs.config, { recursive: true });
+  const closed = await freePort();
+  const provision = (port: number): void => fs.writeFileSync(path.join(dirs.config, 'controller.json'), JSON.stringify({
+    broker: { url: `mqtt://127.0.0.1:${port}` }, onboarding: { username: 'onboard', password: 'onboard-password' },
+    serial: 'diag-1', token: 'token-0123456789', controllerPublicKey: Buffer.alloc(32, 7).toString('base64'),
+  }));
+  provision(closed);
+  const refused = await run(BIN('diag'), ['--once', ...dirs.flags]);
+  t.match(refused.out, 'serial diag-1  not onboarded yet');
+  t.match(refused.out, `diag's probe of 127.0.0.1:${closed}: failed: 127.0.0.1:${closed}: connection refused: the host is reachable but no broker listens there`);
+  t.match(refused.out, `ERROR: diag cannot reach the controller's broker 127.0.0.1:${closed}`, 'and it is the first thing wrong with the network');
+
+  const server = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  await new Promise((r) => server.once('listening', r));
+  provision((server.address() as net.AddressInfo).port);
+  const reached = await run(BIN('diag'), ['--once', ...dirs.flags]);
+  t.match(reached.out, /diag's probe of 127\.0\.0\.1:\d+: ok: connected to 127\.0\.0\.1:\d+ in \d+ ms/);
+  const off = await run(BIN('diag'), ['--once', '--no-probe', ...dirs.flags]);
+  t.notMatch(off.out, 'diag\'s probe', '--no-probe does not probe');
 });

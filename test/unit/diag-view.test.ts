@@ -110,3 +110,13 @@ t.test('a device without a controller says so, and the host network is only obse
   t.match(text, 'the host\'s own network (no port configuration: nim only observes)');
   t.match(text, 'no controller to test');
 });
+
+t.test('with zedbox down, one line says so, and diag\'s own probe still shows', async (t) => {
+  const text = renderDiag(state({
+    agents: AGENT_NAMES.map((name) => ({ name })), net: undefined, led: undefined, link: undefined, config: undefined, apps: [],
+    probe: { at: NOW, target: '10.9.0.1:1883', ok: true, detail: 'connected to 10.9.0.1:1883 in 3 ms' },
+  }));
+  t.match(text, 'ERROR: zedbox is not running: no agent is on the bus under /run/zedbox');
+  t.notMatch(text, 'nim is not on the bus', 'not nine lines saying the same');
+  t.match(text, "NETWORK     no status from nim yet\n  diag's probe of 10.9.0.1:1883: ok: connected to 10.9.0.1:1883 in 3 ms");
+});

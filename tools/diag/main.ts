@@ -98,15 +98,23 @@ export const diag: ToolSpec = {
       if (probe && Date.now() - probe.at < PROBE_EVERY_MS) return;
       probing = true;
       try {
-        probe = await probeController(s.identity.broker, readProvisioning(dirs)?.broker.caPem);
+        const prov = readProvisioning(dirs);
+        if (!prov) return;
+        probe = await probeController(prov);
         changed('probe')();
       } finally {
         probing = false;
       }
     };
     const draw = (): void => {
-      const text = renderDiag(state());
-      writeFileAtomicSync(path.join(dirs.run, 'diag.txt'), text);
+      let text = renderDiag(state());
+      try {
+        fs.mkdirSync(dirs.run, { recursive: true });
+        writeFileAtomicSync(path.join(dirs.run, 'diag.txt'), text);
+      } catch (err) {
+        // The screen matters more than the file: say why the file is behind, and show the rest.
+        text += `(cannot keep ${path.join(dirs.run, 'diag.txt')}: ${(err as Error).message})\n`;
+      }
       env.out(values.once ? text : `\x1b[2J\x1b[H${text}`);
       dirty = false;
     };

@@ -1,9 +1,11 @@
 // diag's own look at the controller when the network seems wrong: resolve the
-// broker's name and open a connection (TLS for mqtts), the way the device's link
-// would, and say what happened in words a person can act on.
+// broker's name, then reach it the way nim's tests do (nim's probeBroker: TCP, and
+// TLS for mqtts with the provisioning CA), and say what happened in words a person
+// can act on.
 import { promises as dns } from 'node:dns';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type { Provisioning } from '../../api/provisioning';
+import { brokerTarget, probeBroker } from '../../agents/nim/conn-tester';
 import type { DiagState, ProbeResult } from './state';
 
 const TIMEOUT_MS = 5000;
@@ -15,42 +17,27 @@ export function probeWanted(s: DiagState): boolean {
   return s.led?.code === 1 || s.led?.code === 2;
 }
 
-export async function probeController(brokerUrl: string, caPem?: string): Promise<ProbeResult> {
+export async function probeController(prov: Provisioning): Promise<ProbeResult> {
   const at = Date.now();
-  let url: URL;
+  let target;
   try {
-    url = new URL(brokerUrl);
+    target = brokerTarget(prov)!;
   } catch {
-    return { at, target: brokerUrl, ok: false, detail: 'the broker URL in the provisioning file is not a URL' };
+    return { at, target: prov.broker.url, ok: false, detail: 'the broker URL in the provisioning file is not a URL' };
   }
-  const secure = url.protocol === 'mqtts:';
-  const port = Number(url.port || (secure ? 8883 : 1883));
-  const target = `${url.hostname}:${port}`;
-  let address = url.hostname;
-  if (net.isIP(url.hostname) === 0) {
+  const where = `${target.host}:${target.port}`;
+  let address = target.host;
+  if (net.isIP(target.host) === 0) {
     try {
-      address = (await dns.lookup(url.hostname)).address;
+      address = (await dns.lookup(target.host)).address;
     } catch (err) {
-      return { at, target, ok: false, detail: `the name ${url.hostname} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check the name servers` };
+      return { at, target: where, ok: false, detail: `the name ${target.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check the name servers` };
     }
   }
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const done = (ok: boolean, detail: string): void => { socket.destroy(); resolve({ at, target, ok, detail }); };
-    const socket: net.Socket = secure
-      ? tls.connect({ host: address, port, servername: url.hostname, ca: caPem, timeout: TIMEOUT_MS })
-      : net.connect({ host: address, port, timeout: TIMEOUT_MS });
-    socket.once(secure ? 'secureConnect' : 'connect', () => done(true, `connected to ${address}:${port} from ${socket.localAddress ?? '?'} in ${Date.now() - started} ms${secure ? ' (TLS verified)' : ''}`));
-    socket.once('timeout', () => done(false, `no answer from ${address}:${port} within ${TIMEOUT_MS / 1000} s: a gateway or firewall drops the traffic`));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(false, words(err, address, port)));
-  });
-}
-
-function words(err: NodeJS.ErrnoException, address: string, port: number): string {
-  switch (err.code) {
-    case 'ECONNREFUSED': return `${address} refused port ${port}: the host is reachable but the broker is not running there`;
-    case 'ENETUNREACH': return `no route to ${address}: no port has a gateway to it`;
-    case 'EHOSTUNREACH': return `${address} is unreachable: the gateway cannot reach it`;
-    default: return `${err.code ?? ''} ${err.message}`.trim();
-  }
+  const started = Date.now();
+  const r = await probeBroker(target, { timeoutMs: TIMEOUT_MS });
+  if (r.ok) return { at, target: where, ok: true, detail: `connected to ${address}:${target.port} in ${Date.now() - started} ms${target.tls ? ' (TLS verified)' : ''}` };
+  const advice = r.refused ? ': the host is reachable but no broker listens there'
+    : r.clock ? ': the device\'s clock may be wrong' : /timed out/.test(r.error ?? '') ? ': a gateway or firewall drops the traffic' : '';
+  return { at, target: where, ok: false, detail: `${address}:${target.port}: ${r.error ?? 'failed'}${advice}` };
 }

@@ -15,6 +15,9 @@ export function diagnose(s: DiagState): Problem[] {
 
 function agentProblems(s: DiagState): Problem[] {
   const out: Problem[] = [];
+  if (s.agents.length > 0 && s.agents.every((a) => !a.status)) {
+    return [{ level: 'ERROR', text: `zedbox is not running: no agent is on the bus under ${s.runDir}. Start it (scripts/device-steps.sh, or zedbox with --run-dir ${s.runDir})` }];
+  }
   for (const a of s.agents) {
     const st = a.status;
     if (!st) {

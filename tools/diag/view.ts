@@ -44,7 +44,8 @@ function deviceLines(s: DiagState): string[] {
 
 function networkLines(s: DiagState): string[] {
   const net = s.net;
-  if (!net) return ['NETWORK     no status from nim yet'];
+  const probe = s.probe ? [`  diag's probe of ${s.probe.target}: ${s.probe.ok ? 'ok' : 'failed'}: ${s.probe.detail}`] : [];
+  if (!net) return ['NETWORK     no status from nim yet', ...probe];
   const what = net.dpcKey === 'host' ? 'the host\'s own network (no port configuration: nim only observes)'
     : `configuration ${net.currentIndex} from ${net.dpcKey}${s.dpcList ? ` of ${s.dpcList.list.length}` : ''}`;
   const rows = [['PORT', 'MGMT', 'LINK', 'ADDRESSES', 'GATEWAY', 'DNS', 'CONTROLLER']];
@@ -57,7 +58,6 @@ function networkLines(s: DiagState): string[] {
   const c = net.controller;
   const ctl = c ? `controller broker ${c.host}:${c.port} ${c.reachable ? `reachable${c.via ? ` via ${c.via}` : ''}` : `NOT reachable${c.error ? `: ${c.error}` : ''}`}${c.testedAt ? ` (tested ${c.testedAt})` : ''}`
     : 'no controller to test';
-  const probe = s.probe ? [`  diag's probe of ${s.probe.target}: ${s.probe.ok ? 'ok' : 'failed'}: ${s.probe.detail}`] : [];
   return [
     `NETWORK     ${what}; state ${net.state}${net.testing ? ' (testing)' : ''}`,
     indent(table(rows)).trimEnd(),
