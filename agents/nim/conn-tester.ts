@@ -7,6 +7,7 @@ import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Provisioning } from '../../api/provisioning';
+import { errnoWords, openProxyTunnel } from '../../lib/proxy-tunnel';
 import type { NetworkPortConfig } from '../../pubsub/collections/network';
 import type { Outcome } from './dpc-manager';
 import { isDevicePort, type HostView } from './host-observer';
@@ -63,21 +64,7 @@ export function brokerTarget(p: Provisioning | undefined): BrokerTarget | undefi
   return { host, port: u.port ? Number(u.port) : secure ? 8883 : 1883, tls: secure, ...(p.broker.caPem ? { caPem: p.broker.caPem } : {}) };
 }
 
-const ERRNO: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused', EHOSTUNREACH: 'no route to host', ENETUNREACH: 'network unreachable',
-  EADDRNOTAVAIL: 'the port\'s address is not available', ECONNRESET: 'connection reset', ETIMEDOUT: 'connection timed out',
-};
 const CLOCK_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
-
-/** A proxy URL without its user and password (they never go into messages or the status). */
-export function redactProxy(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    return 'the proxy';
-  }
-}
 
 /** One attempt to reach the broker, within timeoutMs. */
 export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?: string; timeoutMs: number }): Promise<ProbeResult> {
@@ -93,17 +80,6 @@ export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?:
       resolve(r);
     };
     const timer = setTimeout(() => finish({ ok: false, error: `connection timed out after ${o.timeoutMs / 1000} s` }), o.timeoutMs);
-    const proxy = o.proxy ? new URL(o.proxy) : undefined;
-    const first = net.connect({
-      host: proxy ? proxy.hostname : t.host, port: proxy ? Number(proxy.port) : t.port,
-      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
-    });
-    sockets.push(first);
-    first.once('error', (err: NodeJS.ErrnoException) => {
-      const words = ERRNO[err.code ?? ''] ?? err.message;
-      if (proxy) return finish({ ok: false, error: `proxy ${redactProxy(o.proxy!)}: ${words}` });
-      finish({ ok: false, refused: err.code === 'ECONNREFUSED', error: words });
-    });
     const secure = (sock: net.Socket): void => {
       if (!t.tls) return finish({ ok: true });
       const s = tls.connect({ socket: sock, host: t.host, ...(net.isIP(t.host) ? {} : { servername: t.host }), ...(t.caPem ? { ca: t.caPem } : {}) });
@@ -111,25 +87,16 @@ export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?:
       s.once('secureConnect', () => finish({ ok: true }));
       s.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, clock: CLOCK_ERRORS.has(err.code ?? ''), error: `TLS handshake failed: ${err.message}` }));
     };
-    first.once('connect', () => {
-      if (!proxy) return secure(first);
-      const where = `${net.isIPv6(t.host) ? `[${t.host}]` : t.host}:${t.port}`;
-      const auth = proxy.username ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}\r\n` : '';
-      first.write(`CONNECT ${where} HTTP/1.1\r\nHost: ${where}\r\n${auth}\r\n`);
-      let head = '';
-      const onData = (chunk: Buffer): void => {
-        head += chunk.toString('latin1');
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        first.off('data', onData);
-        const status = head.slice(0, head.indexOf('\r\n'));
-        if (!/^HTTP\/1\.[01] 200/.test(status)) return finish({ ok: false, error: `proxy ${redactProxy(o.proxy!)} answered "${status}"` });
-        const rest = head.slice(end + 4);
-        if (rest) first.unshift(Buffer.from(rest, 'latin1'));
-        secure(first);
-      };
-      first.on('data', onData);
-    });
+    const local = o.localAddress ? { localAddress: o.localAddress } : {};
+    if (o.proxy) {
+      openProxyTunnel(o.proxy, t.host, t.port, { ...local, onSocket: (s) => sockets.push(s) })
+        .then(secure, (err: Error) => finish({ ok: false, error: err.message }));
+      return;
+    }
+    const first = net.connect({ host: t.host, port: t.port, ...local });
+    sockets.push(first);
+    first.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, refused: err.code === 'ECONNREFUSED', error: errnoWords(err) }));
+    first.once('connect', () => secure(first));
   });
 }
 

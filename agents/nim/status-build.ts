@@ -5,7 +5,8 @@
 import type {
   DeviceNetworkStatus, DevicePortConfigList, DpcEntry, DpcState, NetworkPortStatus,
 } from '../../pubsub/collections/network';
-import { redactProxy, type TestResult } from './conn-tester';
+import { redactProxy } from '../../lib/proxy-tunnel';
+import type { TestResult } from './conn-tester';
 import { gatewaysOf, isDevicePort, type HostView } from './host-observer';
 import type { LocalNetworkStatus } from './local-networks';
 import { leaseExpiresAt, type Lease } from './udhcpc-driver';

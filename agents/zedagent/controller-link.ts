@@ -3,12 +3,16 @@
 // status on every connect and a signed offline status as the last will. What
 // to send and when is the outbox's and the reporter's business.
 import { randomUUID } from 'node:crypto';
-import mqtt, { type MqttClient } from 'mqtt';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { MqttClient } from 'mqtt';
 import { seal } from '../../api/envelope';
 import type { Signer } from '../../lib/keys';
 import { KINDS, type StatusBody } from '../../api/messages';
 import { topics } from '../../api/topics';
 import { mqttOptions, type BrokerEndpoint } from '../../lib/mqtt-options';
+import { DeferredStream, openProxyTunnel, redactProxy } from '../../lib/proxy-tunnel';
 import type { Logger } from '../../lib/log';
 import type { OutMessage } from './outbox';
 
@@ -27,6 +31,7 @@ export class ControllerLink {
   private up = false;
   lastError: string | undefined;
   connects = 0;
+  private proxyInUse: string | undefined;
 
   constructor(
     private readonly endpoint: BrokerEndpoint,
@@ -35,6 +40,8 @@ export class ControllerLink {
     private readonly kid: string,
     private readonly log: Logger,
     private readonly events: LinkEvents,
+    /** The HTTP proxy to reach the broker through, asked at every (re)connect (nim's port configuration). */
+    private readonly proxy: () => string | undefined = () => undefined,
   ) {}
 
   get connected(): boolean {
@@ -43,7 +50,8 @@ export class ControllerLink {
 
   start(): void {
     const will = this.status('offline', 'will');
-    const client = mqtt.connect(this.endpoint.url, mqttOptions(this.endpoint, {
+    // Our own stream builder: mqtt.js calls it at every (re)connect, so a proxy nim applies later is used then.
+    const client = new MqttClient(() => this.openStream(), mqttOptions(this.endpoint, {
       clientId: this.deviceId,
       clean: false,
       // Spread reconnects of a fleet after a broker restart.
@@ -105,6 +113,29 @@ export class ControllerLink {
     }
     this.up = false;
     await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  }
+
+  /** TCP (TLS for mqtts) to the broker, through the port's HTTP proxy when it has one. */
+  private openStream(): Duplex {
+    const u = new URL(this.endpoint.url);
+    const secure = u.protocol === 'mqtts:';
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(u.port || (secure ? 8883 : 1883));
+    const tlsOptions = { ...(net.isIP(host) ? {} : { servername: host }), ...(this.endpoint.caPem ? { ca: this.endpoint.caPem } : {}), rejectUnauthorized: true };
+    const proxy = this.proxy();
+    if (!proxy) this.proxyInUse = undefined;
+    if (!proxy) return secure ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
+    if (this.proxyInUse !== proxy) this.log.info('reaching the controller broker through a proxy', { proxy: redactProxy(proxy) });
+    this.proxyInUse = proxy;
+    return new DeferredStream(async () => {
+      const sock = await openProxyTunnel(proxy, host, port);
+      if (!secure) return sock;
+      return new Promise<net.Socket>((resolve, reject) => {
+        const s = tls.connect({ socket: sock, ...tlsOptions });
+        s.once('secureConnect', () => resolve(s));
+        s.once('error', (err) => { s.destroy(); reject(err); });
+      });
+    });
   }
 
   private down(reason: string): void {

@@ -9,6 +9,7 @@ import type { Provisioning } from '../../api/provisioning';
 import { ensureDeviceKeys, readOnboarded } from '../../lib/device-identity';
 import { untilAborted, type AgentContext } from '../agent';
 import { VERSION } from '../../lib/version';
+import { DeviceNetworkStatusCollection, DevicePortConfigListCollection } from '../../pubsub/collections';
 import { startRun, writeStopped } from './boot-reason';
 import { ConfigApplier } from './config-applier';
 import { ControllerConfigSource } from './controller-config-source';
@@ -18,6 +19,7 @@ import { onboard } from './onboard-driver';
 import { opsCommand, readOpsRecord, runOpsCommand, writeOpsRecord } from './ops-driver';
 import { LedState, ledForRefusal } from './led-state';
 import { LogForwarder } from './log-forwarder';
+import { controllerProxy } from './network-path';
 import { Outbox } from './outbox';
 import { Reporter, infoPriority } from './reporter';
 import { ReportedKeys } from './reported-keys';
@@ -74,6 +76,9 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
 
   const outbox = new Outbox(path.join(ctx.dirs.persist, 'zedagent', 'outbox'), { maxInflight: 32, flushAfterMs: 200, priority: infoPriority });
   const logs = new LogForwarder(ctx, { deviceId, signer, kid, controller: controllerKey, send: (m) => link.send(m) });
+  // nim's view of the ports: the link goes through the proxy of the management port in use, if it has one.
+  const ports = ctx.subscribe(DeviceNetworkStatusCollection, {});
+  const portList = ctx.subscribe(DevicePortConfigListCollection, {});
   const link = new ControllerLink(
     {
       url: prov.broker.url, ...(prov.broker.caPem ? { caPem: prov.broker.caPem } : {}),
@@ -98,6 +103,7 @@ export async function runWithController(ctx: AgentContext, prov: Provisioning): 
         logs.detach();
       },
     },
+    () => controllerProxy(ports.get('global'), portList.get('global')),
   );
   // The checkpointed config first, before anything slow: apps come back even when the broker cannot be reached.
   source.boot();

@@ -10,26 +10,11 @@ import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { connect, type IClientPublishOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt';
 import { API_ROOT, topics } from '../../api/topics';
-import type { BrokerRole } from '../../controller/acl';
-import { hashPassword, newPassword, type AccountLookup, type BrokerAccount } from '../../controller/broker-accounts';
+import type { AccountLookup } from '../../controller/broker-accounts';
+import { Accounts } from '../lib/broker-accounts';
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from '../../controller/embedded-broker';
 import { Logger } from '../../lib/log';
 import { mqttOptions } from '../../lib/mqtt-options';
-
-/** The controller's account store, reduced to a map; passwords kept here only so the test can log in. */
-class Accounts implements AccountLookup {
-  readonly records = new Map<string, BrokerAccount>();
-  readonly passwords = new Map<string, string>();
-  add(username: string, role: BrokerRole): string {
-    const password = newPassword();
-    this.records.set(username, { username, role, passwordHash: hashPassword(password) });
-    this.passwords.set(username, password);
-    return password;
-  }
-  lookup(username: string): BrokerAccount | undefined {
-    return this.records.get(username);
-  }
-}
 
 function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zedbox-embedded-broker-'));

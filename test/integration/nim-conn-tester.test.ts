@@ -2,42 +2,18 @@
 // (the test CA), a port nobody listens on (refused: the path works), a server that
 // never finishes the handshake (timed out), and tinyproxy (HTTP CONNECT) in front
 // of the broker or of nothing.
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import t from 'tap';
 import { brokerTarget, probeBroker, testHost } from '../../agents/nim/conn-tester';
 import { observeHost } from '../../agents/nim/host-observer';
 import type { Provisioning } from '../../api/provisioning';
 import { freePort } from '../lib/config-builder';
+import { startTinyproxy } from '../lib/tinyproxy';
 import { startMosquitto } from '../lib/mosquitto';
 
 const provisioning = (url: string): Provisioning => ({
   broker: { url }, onboarding: { username: 'u', password: 'p' }, serial: 's1', token: 'token-0123456789', controllerPublicKey: 'A'.repeat(43) + '=',
 });
-
-async function startTinyproxy(t: { teardown(fn: () => void): void }): Promise<string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zb-tinyproxy-'));
-  const port = await freePort();
-  fs.writeFileSync(path.join(dir, 'tinyproxy.conf'), `Port ${port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 10\nMaxClients 10\nLogLevel Warning\n`);
-  if (!fs.existsSync('/usr/bin/tinyproxy')) throw new Error('/usr/bin/tinyproxy is missing: bash scripts/test-services.sh installs it');
-  const child = spawn('/usr/bin/tinyproxy', ['-d', '-c', path.join(dir, 'tinyproxy.conf')], { stdio: 'ignore' });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  for (const deadline = Date.now() + 10_000; ;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (up) return `http://127.0.0.1:${port}`;
-    if (Date.now() > deadline) throw new Error('tinyproxy did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('the broker from the provisioning file', async (t) => {
   t.same(brokerTarget(provisioning('mqtt://10.0.0.1')), { host: '10.0.0.1', port: 1883, tls: false });
@@ -68,7 +44,7 @@ t.test('TLS broker, refused port, a handshake that never ends, and an HTTP proxy
   const port = (mute.address() as net.AddressInfo).port;
   t.same(await probeBroker({ host: '127.0.0.1', port, tls: true }, { timeoutMs: 300 }), { ok: false, error: 'connection timed out after 0.3 s' });
 
-  const proxy = await startTinyproxy(t);
+  const proxy = (await startTinyproxy(t)).url;
   t.same(await probeBroker(target, { proxy, timeoutMs: 5000 }), { ok: true }, 'CONNECT through the proxy, then TLS');
   const viaProxy = await probeBroker({ host: '127.0.0.1', port: closed, tls: false }, { proxy, timeoutMs: 5000 });
   t.equal(viaProxy.ok, false);
