@@ -92,6 +92,31 @@ export const DeviceConfigSummarySchema = Type.Object(
 );
 export type DeviceConfigSummary = Static<typeof DeviceConfigSummarySchema>;
 
+/** The device's ports as nim applied and tested them (the stable parts: no test times). */
+export const DeviceNetworkInfoSchema = Type.Object(
+  {
+    /** Where the port configuration came from: zedagent (the controller), local, lastresort, or host (none: observed). */
+    source: Type.String(),
+    state: Type.String(),
+    /** The port the controller's broker was reached through, if it was. */
+    controllerVia: Type.Optional(Type.String()),
+    ports: Type.Array(Type.Object({
+      ifName: Type.String(),
+      management: Type.Boolean(),
+      up: Type.Boolean(),
+      addresses: Type.Array(Type.String()),
+      gateways: Type.Array(Type.String()),
+      dns: Type.Array(Type.String()),
+      reachesController: Type.Optional(Type.Boolean()),
+      error: Type.Optional(Type.String()),
+      dhcpLeases: Type.Optional(Count),
+    }, strict), { maxItems: 64 }),
+    errors: Type.Array(Type.String()),
+  },
+  strict,
+);
+export type DeviceNetworkInfo = Static<typeof DeviceNetworkInfoSchema>;
+
 export const DeviceInfoSchema = Type.Object(
   {
     zedboxVersion: Name,
@@ -112,6 +137,8 @@ export const DeviceInfoSchema = Type.Object(
     shutdownCounter: Type.Optional(Count),
     /** The controller epoch the device last saw in a config. */
     controllerEpoch: Type.Optional(Count),
+    /** Its ports (from nim); absent until nim reported. */
+    network: Type.Optional(DeviceNetworkInfoSchema),
   },
   strict,
 );

@@ -2,7 +2,7 @@
 // its latest status and info from the state dir, as tables, JSON or one line
 // per event. gatherDevice reads; everything else here is pure formatting.
 import { keyId } from '../lib/keys';
-import type { AppInfo, ConfigInfo, ContentTreeInfo, DeviceInfo, NetworkInstanceInfo, VolumeInfo } from '../api/info';
+import type { AppInfo, ConfigInfo, ContentTreeInfo, DeviceInfo, DeviceNetworkInfo, NetworkInstanceInfo, VolumeInfo } from '../api/info';
 import type { InfoBody, MetricsBody, StatusBody } from '../api/messages';
 import type { DeviceRecord } from './onboarding';
 import { StateDir, type EventLine, type StoredInfo } from './state-dir';
@@ -99,6 +99,7 @@ export function showText(v: DeviceView): string {
     const d = v.device;
     lines.push(`  host ${d.hostname}: zedbox ${d.zedboxVersion}, ${d.os.distro ?? 'OS'} ${d.os.release ?? ''} kernel ${d.os.kernel} ${d.os.arch}`.replace(/ +/g, ' '));
     lines.push(`  started ${d.startedAt} (${d.bootReason}, start #${d.restartCounter}); ${d.hardware.cpu.cores} cores, ${mib(d.hardware.memoryTotalBytes)} memory`);
+    if (d.network) lines.push(...networkLines(d.network));
   }
   lines.push(...configLines(v));
   lines.push(`apps (${v.apps.length}, ${v.apps.filter((a) => a.state === 'RUNNING').length} RUNNING):`);
@@ -189,4 +190,18 @@ function infoSummary(i: InfoBody): string {
   const o = v as { name?: string; state?: string; errors?: { error: string }[]; progressPercent?: number };
   const err = o.errors?.[0] ? `  error: ${o.errors[0].error}` : '';
   return `${o.name ?? ''} ${o.state ?? ''}${o.progressPercent !== undefined && o.progressPercent < 100 ? ` ${o.progressPercent.toFixed(0)}%` : ''}${err}`.trim();
+}
+
+function networkLines(n: DeviceNetworkInfo): string[] {
+  const how = n.source === 'host' ? 'the host\'s own (no port configuration)' : `port configuration from ${n.source}`;
+  const lines = [`  network: ${how}, ${n.state}${n.controllerVia ? `; reaches the controller via ${n.controllerVia}` : ''}`];
+  for (const p of n.ports) {
+    const what = [p.management ? 'management' : 'local', p.up ? 'up' : 'down', p.addresses.join(' ') || 'no address'];
+    if (p.gateways.length) what.push(`gw ${p.gateways.join(' ')}`);
+    if (p.dhcpLeases !== undefined) what.push(`serves DHCP: ${p.dhcpLeases} leases`);
+    if (p.error) what.push(`error: ${p.error}`);
+    lines.push(`    ${p.ifName}  ${what.join(', ')}`);
+  }
+  for (const e of n.errors) lines.push(`    error: ${e}`);
+  return lines;
 }

@@ -3,13 +3,14 @@
 // clock. Each builder copies fields by name, so nothing new on the bus (an
 // app's env, a datastore password) can leak into a report by accident.
 import type {
-  AppInfo, BootReason, ConfigInfo, ConfigResult, ContentTreeInfo, DeviceConfigSummary, DeviceInfo, DeviceMetrics,
+  AppInfo, BootReason, ConfigInfo, ConfigResult, ContentTreeInfo, DeviceConfigSummary, DeviceInfo, DeviceMetrics, DeviceNetworkInfo,
   AppMetrics, FilesystemMetric, NetworkInstanceInfo, NetworkMetric, VolumeInfo,
 } from '../../api/info';
 import type { AppInstanceStatus, DomainMetric } from '../../pubsub/collections/apps';
 import type { SwState } from '../../pubsub/collections/common';
 import type { AppInstanceConfig, DeviceConfigStatus, NetworkInstance } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
+import type { DeviceNetworkStatus } from '../../pubsub/collections/network';
 import type { ContentTreeStatus, VolumeStatus } from '../../pubsub/collections/volumes';
 import { localFilesystems, type FilesystemReading } from './filesystems';
 import type { DeviceSample, HardwareSnapshot } from './system-driver';
@@ -145,6 +146,22 @@ export interface DeviceInfoInputs {
   rebootCounter?: number;
   shutdownCounter?: number;
   controllerEpoch?: number;
+  /** nim's DeviceNetworkStatus. */
+  network?: Readonly<DeviceNetworkStatus>;
+}
+
+/** The device's network as the controller sees it: what a person would look at, without the test times (they change every test). */
+export function networkInfo(n: Readonly<DeviceNetworkStatus>): DeviceNetworkInfo {
+  return compact({
+    source: n.dpcKey,
+    state: n.state,
+    controllerVia: n.controller?.reachable ? n.controller.via : undefined,
+    ports: n.ports.map((p) => compact({
+      ifName: p.ifName, management: p.management, up: p.up, addresses: [...p.addresses], gateways: [...p.gateways], dns: [...p.dns],
+      reachesController: p.reachesController, error: p.error, dhcpLeases: p.dhcpServer?.leases,
+    })),
+    errors: [...n.errors],
+  });
 }
 
 export function deviceInfo(inputs: DeviceInfoInputs): DeviceInfo {
@@ -175,6 +192,7 @@ export function deviceInfo(inputs: DeviceInfoInputs): DeviceInfo {
     rebootCounter: inputs.rebootCounter,
     shutdownCounter: inputs.shutdownCounter,
     controllerEpoch: inputs.controllerEpoch,
+    network: inputs.network ? networkInfo(inputs.network) : undefined,
   });
 }
 

@@ -7,7 +7,7 @@ import type { Signer } from '../../lib/keys';
 import { KINDS, type InfoBody, type MetricsBody } from '../../api/messages';
 import { topics, type InfoKind } from '../../api/topics';
 import {
-  AppInstanceStatusCollection, ContentTreeStatusCollection, DomainMetricCollection, VolumeStatusCollection,
+  AppInstanceStatusCollection, ContentTreeStatusCollection, DeviceNetworkStatusCollection, DomainMetricCollection, VolumeStatusCollection,
   configItem, type AppInstanceConfig, type NetworkInstance,
 } from '../../pubsub/collections';
 import { VERSION } from '../../lib/version';
@@ -55,6 +55,7 @@ export class Reporter {
   private readonly volumes;
   private readonly trees;
   private readonly metrics;
+  private readonly network;
   private scheduled = false;
   private epoch: number | undefined;
   metricsSent = 0;
@@ -66,6 +67,7 @@ export class Reporter {
     this.volumes = ctx.subscribe(VolumeStatusCollection, changed);
     this.trees = ctx.subscribe(ContentTreeStatusCollection, changed);
     this.metrics = ctx.subscribe(DomainMetricCollection, {});
+    this.network = ctx.subscribe(DeviceNetworkStatusCollection, changed);
     d.applier.onStatus(() => this.schedule());
     // The epoch of a config applied before the reporter existed (the checkpoint at boot).
     this.epoch = d.applier.status.controllerEpoch;
@@ -155,6 +157,7 @@ export class Reporter {
     const status = this.d.applier.status;
     const ops = this.d.ops();
     const items = this.items();
+    const network = this.network.get('global');
     return deviceInfo({
       zedboxVersion: VERSION, nodeVersion: process.version, system: this.d.hardware, startedAt: this.d.startedAt,
       bootReason: this.d.bootReason, restartCounter: this.d.restartCounter, configStatus: status,
@@ -163,6 +166,7 @@ export class Reporter {
       ...(ops.reboot !== undefined ? { rebootCounter: ops.reboot } : {}),
       ...(ops.shutdown !== undefined ? { shutdownCounter: ops.shutdown } : {}),
       ...(status.controllerEpoch !== undefined ? { controllerEpoch: status.controllerEpoch } : {}),
+      ...(network ? { network } : {}),
     });
   }
 

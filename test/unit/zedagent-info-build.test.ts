@@ -25,6 +25,7 @@ import type { ErrorInfo } from '../../pubsub/collections/common';
 import type { DeviceConfig, DeviceConfigStatus } from '../../pubsub/collections/config';
 import { defaultConfigItems } from '../../pubsub/collections/config-items';
 import type { ContentTreeStatus, VolumeStatus } from '../../pubsub/collections/volumes';
+import type { DeviceNetworkStatus } from '../../pubsub/collections/network';
 import { localFilesystems, storageTotalBytes } from '../../agents/zedagent/filesystems';
 
 const APP = 'a0c1d2e3-0001-4f00-9000-000000000001';
@@ -211,6 +212,28 @@ t.test('deviceInfo: everything the device says about itself', async (t) => {
 
   const bare: HardwareSnapshot = { hostname: 'h', missing: ['system', 'cpu'], errors: [], hardware: { cpu: { cores: 1, arch: 'arm64' }, memoryTotalBytes: 1 }, os: { kernel: '6.1', arch: 'arm64' } };
   valid(t, 'device', deviceInfo(inputs({ system: bare })));
+});
+
+t.test('deviceInfo carries nim\'s view of the ports, without the test times that change every test', async (t) => {
+  const network: DeviceNetworkStatus = {
+    dpcKey: 'zedagent', currentIndex: 0, state: 'success', testing: false, dns: ['10.0.0.1'], errors: ['eth1: the link is down'],
+    controller: { host: '10.9.0.1', port: 1883, reachable: true, via: 'eth0', testedAt: NOW },
+    ports: [
+      { ifName: 'eth0', management: true, cost: 0, addressing: 'dhcp', exists: true, up: true, addresses: ['10.0.0.5/24'], gateways: ['10.0.0.1'], dns: ['10.0.0.1'], reachesController: true, testedAt: NOW, leaseExpiresAt: NOW },
+      { ifName: 'eth1', management: false, cost: 0, addressing: 'static', exists: true, up: false, addresses: ['10.1.0.1/24'], gateways: [], dns: [], dhcpServer: { leases: 2, poolSize: 10 } },
+    ],
+  };
+  const info = deviceInfo(inputs({ network }));
+  t.same(info.network, {
+    source: 'zedagent', state: 'success', controllerVia: 'eth0', errors: ['eth1: the link is down'],
+    ports: [
+      { ifName: 'eth0', management: true, up: true, addresses: ['10.0.0.5/24'], gateways: ['10.0.0.1'], dns: ['10.0.0.1'], reachesController: true },
+      { ifName: 'eth1', management: false, up: false, addresses: ['10.1.0.1/24'], gateways: [], dns: [], dhcpLeases: 2 },
+    ],
+  });
+  valid(t, 'device', info);
+  const later = deviceInfo(inputs({ network: { ...network, controller: { ...network.controller!, testedAt: '2026-12-01T00:00:00Z' }, ports: network.ports.map((p) => ({ ...p, testedAt: '2026-12-01T00:00:00Z' })) } }));
+  t.same(later, info, 'a new test with the same result is no new device info');
 });
 
 t.test('no secret of the config reaches any info or metric', async (t) => {
