@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { freePort } from '../lib/config-builder';
 import { Controller } from '../lib/controller';
-import { ZEDBOX, run } from '../lib/proc';
+import { ZEDBOX, run, start } from '../lib/proc';
 
 t.test('zedctl serve --tls-cert: devices onboard over mqtts with the CA from their provisioning file', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zctl-tls-'));
@@ -29,6 +29,14 @@ t.test('zedctl serve --tls-cert: devices onboard over mqtts with the CA from the
   const ok = await run(ZEDBOX, ['onboard', '--timeout', '30'], { ZEDBOX_ROOT: root });
   t.equal(ok.code, 0, `onboarded over mqtts (${ok.err.trim().split('\n').pop()})`);
   t.match(ok.out.trim(), /^[0-9a-f-]{36}$/, 'it prints its UUID');
+
+  // zedagent's own link (its stream builder: TLS with the provisioning CA) reaches the controller too.
+  const agent = start(ZEDBOX, ['zedagent'], { ZEDBOX_ROOT: root });
+  t.teardown(() => { agent.child.kill('SIGKILL'); });
+  const seen = await ctl.waitFor('tls-1', (v) => v.status?.state === 'online' && v.device !== undefined, 'zedagent online over mqtts', 30_000);
+  t.equal(seen.status?.state, 'online', 'zedagent\'s link is up over mqtts and the controller has its device info');
+  agent.child.kill('SIGTERM');
+  await agent.exited;
 
   // Without the CA the device cannot reach the broker: TLS is checked, not merely spoken.
   const root2 = path.join(dir, 'device2');
