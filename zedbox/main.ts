@@ -11,6 +11,7 @@ export { LINK_NAMES } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom, settingsFrom } from './options';
 import { agentRelay, runAgents } from './run-agents';
+import { exitWhenFlushed } from './exit';
 import { VERSION } from '../lib/version';
 
 /** Basenames that mean "zedbox itself" rather than one of its agents. */
@@ -108,10 +109,10 @@ if (require.main === module) {
     throw err;
   });
   main(process.argv).then(
-    (code) => process.exit(code),
+    (code) => exitWhenFlushed(code),
     (err: unknown) => {
       process.stderr.write(`zedbox: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(70);
+      exitWhenFlushed(70);
     },
   );
 }
