@@ -22,13 +22,18 @@ export interface ClientIdentity {
 }
 
 export function mqttOptions(ep: BrokerEndpoint, id: ClientIdentity): IClientOptions {
+  const reconnectPeriod = id.reconnectPeriod ?? 1000;
   return {
     protocolVersion: 4,
     clientId: id.clientId,
     clean: id.clean,
     keepalive: 30,
     connectTimeout: 10_000,
-    reconnectPeriod: id.reconnectPeriod ?? 1000,
+    reconnectPeriod,
+    // A refused CONNACK is retried like a lost connection: mqtt.js otherwise stops reconnecting for
+    // good, and a device the embedded broker turned away while its controller was starting ("server
+    // unavailable") stayed offline until zedbox restarted.
+    reconnectOnConnackError: reconnectPeriod > 0,
     // QoS 0 sent while disconnected would be sent late, out of their time: drop them.
     queueQoSZero: false,
     ...(ep.username !== undefined ? { username: ep.username } : {}),

@@ -167,6 +167,29 @@ t.test('devices wait ("server unavailable") until the controller has subscribed;
   t.pass('then the device does');
 });
 
+t.test('a device client turned away while the controller starts gets in by itself once it has subscribed', async (t) => {
+  const { accounts, dataDir, devA } = setup(t);
+  const broker = await startBroker(t, { accounts, dataDir }, false);
+  // As zedagent connects: mqttOptions with its own reconnecting (every 200 ms here).
+  const client = connect(broker.url, mqttOptions({ url: broker.url, username: devA, password: accounts.passwords.get(devA)! }, { clientId: devA, clean: false, reconnectPeriod: 200 }));
+  t.teardown(() => { client.end(true); });
+  const refusals: number[] = [];
+  client.on('error', (err) => refusals.push((err as Error & { code?: number }).code ?? -1));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no second refusal within 15 s (refusals: ${refusals.join(', ')})`)), 15_000);
+    const check = (): void => { if (refusals.length >= 2) { clearTimeout(timer); client.off('error', check); resolve(); } };
+    client.on('error', check);
+  });
+  t.same(refusals.slice(0, 2), [3, 3], 'refused with CONNACK 3, and it tried again');
+  const connected = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the device did not connect within 15 s of the devices being admitted')), 15_000);
+    client.once('connect', () => { clearTimeout(timer); resolve(); });
+  });
+  broker.admitDevices();
+  await connected;
+  t.ok(client.connected, 'connected once devices are admitted, with no help');
+});
+
 t.test('a device writes only its own "up" subtree', async (t) => {
   const { accounts, dataDir, devA, devB } = setup(t);
   const broker = await startBroker(t, { accounts, dataDir });
