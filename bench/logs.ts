@@ -5,8 +5,10 @@
 // batch acknowledged, against the engine alone delivering the same lines; the
 // batches' size against `gzip -6` of the same NDJSON in one stream, and the time
 // to compress them in-process against gzip -6's; and logmanager's RSS and heap,
-// idle and at their peak during the burst. The controller's own path (zedagent,
-// MQTT, storage) is measured end to end elsewhere.
+// idle and at their peak during the burst. Then the same burst end to end
+// (bench/logs-e2e.ts): from the app on a dist/zedbox device to stored at a
+// `dist/zedbox zedctl serve` controller, against the same baseline, with the device
+// process's RSS idle and at its peak.
 // Env: BENCH_LOG_LINES (100000), BENCH_LOG_TIMEOUT_MS (180000). Run alone: npx tsx bench/logs.ts
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +29,7 @@ import { LogQueue } from '../agents/logmanager/log-queue';
 import { QueueStore } from '../agents/logmanager/queue-store';
 import { Publication } from '../pubsub/publication';
 import { ensureServices } from '../test/lib/services';
+import { benchLogsEndToEnd, dockerMs } from './logs-e2e';
 import { Child } from './procs';
 
 const exec = promisify(execFile);
@@ -38,9 +41,10 @@ const quietLog = new Logger({ source: 'bench', level: 'error', sink: { write: ()
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (x: number, d = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-/** Access-log-like lines with some variety (busybox awk, fixed seed). */
-const SCRIPT = `sleep 1; awk 'BEGIN{srand(1); split("GET POST PUT DELETE",m," "); for(i=1;i<=${LINES};i++){` +
-  ` printf "%s /api/v1/items/%d %d %dms req=%08x user=u%03d\\n", m[int(rand()*4)+1], int(rand()*5000), (rand()<0.95?200:500), int(rand()*300), i, int(rand()*200) }}'; sleep 3600`;
+/** Access-log-like lines with some variety (busybox awk, fixed seed); req= is the line's number. */
+const BURST = `awk 'BEGIN{srand(1); split("GET POST PUT DELETE",m," "); for(i=1;i<=${LINES};i++){` +
+  ` printf "%s /api/v1/items/%d %d %dms req=%08x user=u%03d\\n", m[int(rand()*4)+1], int(rand()*5000), (rand()<0.95?200:500), int(rand()*300), i, int(rand()*200) }}'`;
+const SCRIPT = `sleep 1; ${BURST}; sleep 3600`;
 
 interface Mem { now: { rss: number; heap: number }; peak: { rss: number; heap: number }; cpuMs: number }
 
@@ -56,13 +60,14 @@ function dockerdCpuMs(): number {
   }
 }
 
-/** Docker's RFC 3339 nano time as milliseconds (with the fraction). */
-function dockerMs(t: string): number {
-  const m = /^(.*?)(?:\.(\d+))?Z$/.exec(t);
-  return Date.parse(`${m?.[1]}Z`) + Number(`0.${m?.[2] ?? '0'}`) * 1000;
+export async function benchLogs(): Promise<string[]> {
+  const { out, baselineSecs } = await benchLogmanager();
+  if (baselineSecs === undefined) return out;
+  return [...out, ...await benchLogsEndToEnd({ lines: LINES, burst: BURST, baselineSecs, timeoutMs: TIMEOUT_MS })];
 }
 
-export async function benchLogs(): Promise<string[]> {
+/** logmanager alone, the test standing in for zedagent; and the baseline, a plain docker logs follower. */
+async function benchLogmanager(): Promise<{ out: string[]; baselineSecs?: number }> {
   const services = ensureServices();
   const root = fs.mkdtempSync('/tmp/zbl-'); // short: socket paths
   const dirs = { run: path.join(root, 'run'), persist: path.join(root, 'persist'), config: path.join(root, 'config') };
@@ -114,7 +119,7 @@ export async function benchLogs(): Promise<string[]> {
     const dockerdMs = dockerdCpuMs() - dockerd0;
     if (!doneAt) {
       out.push(`INCOMPLETE: ${fmt(lines)} of ${fmt(LINES)} lines in ${TIMEOUT_MS / 1000} s`);
-      return out;
+      return { out };
     }
     // Now the check: every line once, in order (req= is the line's number).
     got.sort((a, b) => a.seq - b.seq);
@@ -168,7 +173,7 @@ export async function benchLogs(): Promise<string[]> {
     out.push(`=> logs compression: batches ${fmt(rawBytes / gzBytes, 1)}x, gzip -6 ${fmt(rawBytes / gzipBytes, 1)}x; bytes batches/gzip ${fmt(gzBytes / gzipBytes, 2)}; time zlib/gzip ${fmt(zlibMs / gzipMs, 2)}`);
     out.push(`logmanager memory: idle RSS ${fmt(idle.now.rss, 1)} MB heap ${fmt(idle.now.heap, 1)} MB; burst peak RSS ${fmt(burst.peak.rss, 1)} MB heap ${fmt(burst.peak.heap, 1)} MB; after RSS ${fmt(burst.now.rss, 1)} MB`);
     out.push(`=> logs memory: ${fmt(LINES)}-line burst adds ${fmt(burst.peak.rss - idle.now.rss, 1)} MB RSS, ${fmt(burst.peak.heap - idle.now.heap, 1)} MB heap at peak (NDJSON ${fmt(rawBytes / MB, 1)} MB)`);
-    return out;
+    return { out, baselineSecs: base.secs };
   } finally {
     if (containerId) await docker.getContainer(containerId).remove({ force: true }).catch(() => undefined);
     await child.stop(5000);

@@ -3,7 +3,7 @@
 // against curl and sha256sum, and apps from config to RUNNING against skopeo +
 // docker load + docker run; a controller with 1,000 simulated devices; config
 // through the broker against a local file; nim's fallback after a broken port against the same switch
-// by hand; app logs to acknowledged batches against a plain docker logs follower and gzip -6;
+// by hand; app logs to acknowledged batches, and to the controller, against a plain docker logs follower and gzip -6;
 // each beside a baseline measured in the same run.
 // Usage: main.ts [throughput] [latency] [zedbox] [content] [apps] [fleet] [config] [nim] [logs] (default: all).
 import * as os from 'node:os';
@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     ['fleet', '6. fleet: one controller and 1,000 simulated devices through Mosquitto; ed25519 in tweetnacl and Node', benchFleet],
     ['config', '7. config: through the controller and its broker to app RUNNING, against the same config as a local file', benchConfigPath],
     ['nim', '8. nim: from a broken management port to a working fallback, against the same switch by hand (ip + one TCP connect)', benchNim],
-    ['logs', '9. logs: 100,000 app lines to acknowledged LogBatches, against a plain docker logs follower and gzip -6; logmanager memory', benchLogs],
+    ['logs', '9. logs: 100,000 app lines to acknowledged LogBatches and end to end to the controller, against a plain docker logs follower and gzip -6; memory', benchLogs],
   ];
   for (const [name, title, run] of sections) {
     if (!want(name)) continue;
