@@ -1,12 +1,9 @@
 // The hook through which nim serves DHCP on local-network ports. nim calls
 // apply() after every reconcile with the ports of the applied configuration that
 // have `dhcpServer` (their address is on the link by then), and status() when it
-// builds DeviceNetworkStatus.
-//
-// WIRING POINT for the DHCP server (agents/nim/dhcp-*.ts, DhcpServer): the lead
-// passes an implementation that keeps one DhcpServer per port here, in main.ts
-// (`localNetworks:` in the NimAgent options). Until then NO_LOCAL_NETWORKS serves
-// nothing and reports nothing.
+// builds DeviceNetworkStatus. main.ts passes DhcpService (dhcp-service.ts: one
+// DhcpServer per port); NO_LOCAL_NETWORKS, which serves nothing, is for tests of
+// the rest of nim.
 import type { LocalNetworkPort } from './apply-plan';
 
 export type { LocalNetworkPort };
