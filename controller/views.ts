@@ -97,7 +97,7 @@ export function showText(v: DeviceView): string {
   if (v.lastSeen) lines.push(`  last seen ${v.lastSeen}`);
   if (v.device) {
     const d = v.device;
-    lines.push(`  host ${d.hostname}: zedbox ${d.zedboxVersion}, ${d.os.distro ?? 'OS'} ${d.os.release ?? ''} kernel ${d.os.kernel} ${d.os.arch}`.replace(/ +/g, ' '));
+    lines.push(`  ${`host ${d.hostname}: zedbox ${d.zedboxVersion}, ${d.os.distro ?? 'OS'} ${d.os.release ?? ''} kernel ${d.os.kernel} ${d.os.arch}`.replace(/ +/g, ' ')}`);
     lines.push(`  started ${d.startedAt} (${d.bootReason}, start #${d.restartCounter}); ${d.hardware.cpu.cores} cores, ${mib(d.hardware.memoryTotalBytes)} memory`);
     if (d.network) lines.push(...networkLines(d.network));
   }
