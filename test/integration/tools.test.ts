@@ -5,6 +5,7 @@ import t from 'tap';
 import * as net from 'node:net';
 import { BIN, ZEDBOX, msgIs, run, start, tempDirs } from '../lib/proc';
 import { freePort } from '../lib/config-builder';
+import { waitUntil } from '../lib/wait';
 
 t.test('ipcmonitor and diag against zedbox running two agents', async (t) => {
   const dirs = tempDirs();
@@ -72,4 +73,29 @@ t.test('diag probes the controller\'s broker itself when nothing on the device c
   t.match(reached.out, /diag's probe of 127\.0\.0\.1:\d+: ok: connected to 127\.0\.0\.1:\d+ in \d+ ms/);
   const off = await run(BIN('diag'), ['--once', '--no-probe', ...dirs.flags]);
   t.notMatch(off.out, 'diag\'s probe', '--no-probe does not probe');
+});
+
+t.test('diag left running redraws when the device changes, and keeps diag.txt in step', async (t) => {
+  const dirs = tempDirs();
+  t.teardown(dirs.cleanup);
+  const diagTxt = path.join(dirs.run, 'diag.txt');
+  const read = (): string => (fs.existsSync(diagTxt) ? fs.readFileSync(diagTxt, 'utf8') : '');
+  const watcher = start(BIN('diag'), ['--interval-ms', '500', '--no-probe', ...dirs.flags]);
+  t.teardown(() => { watcher.child.kill('SIGKILL'); });
+  await waitUntil(() => read().includes('zedbox is not running'), 'diag says zedbox is not running', 10_000);
+
+  const box = start(ZEDBOX, ['all', '--only', 'nim,ledmanager', ...dirs.flags]);
+  t.teardown(() => { box.child.kill('SIGKILL'); });
+  await box.waitFor(msgIs('all agents ready'), 'ready');
+  await waitUntil(() => /^\s*nim\s+running/m.test(read()) && /^\s*ledmanager\s+running/m.test(read()), 'diag.txt shows the agents running', 15_000);
+  t.notMatch(read(), 'zedbox is not running', 'the old complaint is gone');
+  t.match(read(), /NETWORK {5}the host's own network/, 'and nim\'s view of the host arrived');
+  const screen = watcher.lines.join('\n');
+  t.match(screen, '\x1b[2J', 'the console is cleared and redrawn, not scrolled');
+
+  box.child.kill('SIGTERM');
+  await box.exited;
+  await waitUntil(() => /^\s*nim\s+not running/m.test(read()), 'diag.txt shows nim gone', 15_000);
+  watcher.child.kill('SIGINT');
+  t.equal((await watcher.exited).code, 0, 'Ctrl-C ends diag cleanly');
 });

@@ -89,7 +89,7 @@ export const diag: ToolSpec = {
         dpcList: subs.dpc.get('global') as DiagState['dpcList'],
         apps: [...subs.apps.getAll().values()] as DiagState['apps'],
         logs: subs.logs.get('global') as DiagState['logs'],
-        agents: AGENT_NAMES.map((name) => ({ name, status: agents.get(name)?.get(name) as AgentStatus | undefined, touchAgeMs: ageOf(path.join(dirs.run, `${name}.touch`)) })),
+        agents: AGENT_NAMES.map((name) => ({ name, status: liveStatus(agents.get(name)?.get(name) as AgentStatus | undefined), touchAgeMs: ageOf(path.join(dirs.run, `${name}.touch`)) })),
         probe,
       };
     };
@@ -128,11 +128,17 @@ export const diag: ToolSpec = {
       let lastDraw = 0;
       await new Promise<void>((resolve) => {
         // Changes are drawn at most every `every` ms; ages and the probe move even when nothing is published.
+        // A process that died publishes nothing more: its going is seen here, by its pid.
+        const liveAgents = (): string => AGENT_NAMES.filter((n) => liveStatus(agents.get(n)?.get(n) as AgentStatus | undefined)).join(',');
+        let drawnAgents = liveAgents();
         const tick = setInterval(() => {
           const now = Date.now();
+          const nowAgents = liveAgents();
+          if (nowAgents !== drawnAgents && !dirty) { reason = 'agents'; dirty = true; }
           if (now - lastDraw >= REFRESH_MS && !dirty) { reason = 'refresh'; dirty = true; }
           if (!dirty || now - lastDraw < every) return;
           lastDraw = now;
+          drawnAgents = nowAgents;
           const s = state();
           void maybeProbe(s);
           draw();
@@ -156,6 +162,18 @@ function readIdentity(dirs: Dirs): DeviceIdentity {
     return { serial: prov.serial, broker: prov.broker.url, deviceId: onboarded?.deviceId, onboardedAt: onboarded?.onboardedAt };
   } catch (err) {
     return { error: (err as Error).message };
+  }
+}
+
+/** The last status an agent published, unless its process is gone (the bus keeps a stopped publisher's last word). */
+function liveStatus(status: AgentStatus | undefined): AgentStatus | undefined {
+  if (!status) return undefined;
+  try {
+    process.kill(status.pid, 0);
+    return status;
+  } catch (err) {
+    // EPERM: the process exists under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? status : undefined;
   }
 }
 
