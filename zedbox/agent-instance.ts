@@ -33,6 +33,7 @@ export interface InstanceDeps {
 export class AgentInstance {
   readonly id = ++instances;
   private readonly abort = new AbortController();
+  /** Intervals, cleared when the agent stops (timeouts check `aborted` when they fire). */
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly subs = new Set<Subscription>();
   private readonly pubs = new Set<Publication>();
@@ -103,13 +104,10 @@ export class AgentInstance {
         return sub;
       },
       setInterval: (fn, ms) => track(setInterval(fn, ms)),
-      setTimeout(fn, ms) {
-        const t: NodeJS.Timeout = setTimeout(() => {
-          self.timers.delete(t);
-          fn();
-        }, ms);
-        return track(t);
-      },
+      // Not kept in `timers`: an agent that re-arms a timeout with clearTimeout would grow that set
+      // without end (a cleared timeout never fires to leave it). One that fires after the agent stopped
+      // does nothing instead, and none holds the process open (the bus does that while agents run).
+      setTimeout: (fn, ms) => setTimeout(() => { if (!self.aborted) fn(); }, ms).unref(),
     };
   }
 }
