@@ -29,7 +29,12 @@ export interface TunnelOptions {
   localAddress?: string;
   /** Register the socket as soon as it exists, so a caller's timeout can destroy it. */
   onSocket?: (s: net.Socket) => void;
+  /** Give up when the proxy has not answered CONNECT by then (default 15 s). */
+  timeoutMs?: number;
 }
+
+/** A proxy's answer to CONNECT is a status line and a few headers; more than this is not an answer. */
+const MAX_REPLY_HEAD = 16 * 1024;
 
 /**
  * Resolves with a socket that reaches host:port through the proxy once it answered 200 to CONNECT;
@@ -43,9 +48,12 @@ export function openProxyTunnel(proxyUrl: string, host: string, port: number, o:
     o.onSocket?.(sock);
     // A code mqtt.js recognises as a socket error, so the link reports it (and retries) instead of ignoring it.
     const fail = (why: string, code = 'ECONNRESET'): void => {
+      clearTimeout(timer);
       sock.destroy();
       reject(Object.assign(new Error(`proxy ${name}${why.startsWith('answered') ? ' ' : ': '}${why}`), { code }));
     };
+    const timeoutMs = o.timeoutMs ?? 15_000;
+    const timer = setTimeout(() => fail(`no answer to CONNECT within ${timeoutMs / 1000} s`, 'ETIMEDOUT'), timeoutMs);
     sock.once('error', (err: NodeJS.ErrnoException) => fail(errnoWords(err), err.code));
     sock.once('close', () => fail('closed the connection before answering'));
     sock.once('connect', () => {
@@ -58,12 +66,16 @@ export function openProxyTunnel(proxyUrl: string, host: string, port: number, o:
       const onData = (chunk: Buffer): void => {
         head += chunk.toString('latin1');
         const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
+        if (end < 0) {
+          if (head.length > MAX_REPLY_HEAD) fail(`answered with more than ${MAX_REPLY_HEAD} bytes of headers`);
+          return;
+        }
         sock.off('data', onData);
         const status = head.slice(0, head.indexOf('\r\n'));
         if (!/^HTTP\/1\.[01] 200/.test(status)) return fail(`answered "${status}"`);
         const rest = head.slice(end + 4);
         if (rest) sock.unshift(Buffer.from(rest, 'latin1'));
+        clearTimeout(timer);
         sock.removeAllListeners('error');
         sock.removeAllListeners('close');
         resolve(sock);
@@ -80,14 +92,18 @@ export function openProxyTunnel(proxyUrl: string, host: string, port: number, o:
  */
 export class DeferredStream extends Duplex {
   private socket: net.Socket | undefined;
+  /** Sockets `open` made and has not handed over yet: destroyed with the stream, so a give-up leaks nothing. */
+  private readonly pending = new Set<net.Socket>();
 
-  constructor(open: () => Promise<net.Socket>) {
+  /** `open` registers each socket it makes with `track`, outermost last. */
+  constructor(open: (track: (s: net.Socket) => void) => Promise<net.Socket>) {
     super({ autoDestroy: false });
     this.cork();
-    open().then((s) => this.attach(s), (err: Error) => this.destroy(err));
+    open((s) => this.pending.add(s)).then((s) => this.attach(s), (err: Error) => this.destroy(err));
   }
 
   private attach(s: net.Socket): void {
+    this.pending.clear();
     if (this.destroyed) return void s.destroy();
     this.socket = s;
     s.on('data', (chunk: Buffer) => { if (!this.push(chunk)) s.pause(); });
@@ -113,6 +129,9 @@ export class DeferredStream extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.socket?.destroy();
+    // Outermost first: destroying a TCP socket under a live TLS socket crashes Node 20.
+    for (const s of [...this.pending].reverse()) s.destroy();
+    this.pending.clear();
     cb(err);
   }
 }

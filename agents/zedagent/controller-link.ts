@@ -16,6 +16,9 @@ import { DeferredStream, openProxyTunnel, redactProxy } from '../../lib/proxy-tu
 import type { Logger } from '../../lib/log';
 import type { OutMessage } from './outbox';
 
+/** mqtt.js gives a connection 10 s (lib/mqtt-options.ts); the proxy's part of it gets no more. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export interface LinkEvents {
   onConfig(payload: Buffer): void;
   /** The controller stored log batches (a signed log-ack, not yet verified). */
@@ -127,11 +130,12 @@ export class ControllerLink {
     if (!proxy) return secure ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
     if (this.proxyInUse !== proxy) this.log.info('reaching the controller broker through a proxy', { proxy: redactProxy(proxy) });
     this.proxyInUse = proxy;
-    return new DeferredStream(async () => {
-      const sock = await openProxyTunnel(proxy, host, port);
+    return new DeferredStream(async (track) => {
+      const sock = await openProxyTunnel(proxy, host, port, { onSocket: track, timeoutMs: CONNECT_TIMEOUT_MS });
       if (!secure) return sock;
       return new Promise<net.Socket>((resolve, reject) => {
         const s = tls.connect({ socket: sock, ...tlsOptions });
+        track(s);
         s.once('secureConnect', () => resolve(s));
         s.once('error', (err) => { s.destroy(); reject(err); });
       });
