@@ -131,7 +131,8 @@ export type StatusBody = Static<typeof StatusBodySchema>;
 export const LogsBodySchema = Type.Object(
   {
     deviceId: Uuid,
-    seq: Type.Integer({ minimum: 1 }),
+    /** 12 digits at most: the controller stores batches under their zero-padded seq. */
+    seq: Type.Integer({ minimum: 1, maximum: 999_999_999_999 }),
     firstAt: Time,
     lastAt: Time,
     lines: Type.Integer({ minimum: 0 }),
@@ -151,7 +152,7 @@ export type LogsBody = Static<typeof LogsBodySchema>;
 export const LogAckBodySchema = Type.Object(
   {
     deviceId: Uuid,
-    seqs: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 1000 }),
+    seqs: Type.Array(Type.Integer({ minimum: 1, maximum: 999_999_999_999 }), { minItems: 1, maxItems: 1000 }),
     time: Time,
   },
   strict,

@@ -25,18 +25,22 @@ export function lineText(l: LogLine): string {
   const fields: string[] = [];
   if (l.stream === 'stderr') fields.push('stream=stderr');
   for (const [k, v] of Object.entries(l.fields ?? {})) fields.push(`${k}=${fieldValue(v)}`);
-  const who = l.app ? `${l.source}/${l.app}` : l.source;
+  const who = escapeControls(l.app ? `${l.source}/${l.app}` : l.source);
   return `${l.time} ${who} ${l.level.toUpperCase()} ${escapeControls(l.msg)}${fields.length ? ` ${fields.join(' ')}` : ''}`;
 }
 
 function fieldValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? escapeControls(v) : JSON.stringify(v);
   return JSON.stringify(v) ?? String(v);
 }
 
-/** One log line stays one output line. */
-function escapeControls(text: string): string {
-  return text.replace(/\r?\n/g, '\\n').replace(/\r/g, '\\r');
+/**
+ * One log line stays one output line, and an app's output cannot drive the operator's terminal:
+ * newlines become \n, every other control character (ESC, C1, DEL; not tab) \xNN.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(/\r?\n/g, '\\n').replace(/\r/g, '\\r')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function droppedText(d: NonNullable<StoredLogBatch['droppedBefore']>): string {
@@ -130,7 +134,10 @@ export const FOLLOW_DEFAULTS: FollowOptions = { gapWaitMs: 2000, pollMs: 500 };
  * gapWaitMs for it (the device sends a few at once, and a replica may store them out of order).
  */
 export async function followLogs(store: LogStore, uuid: string, printer: LogPrinter, signal: AbortSignal, opts: FollowOptions = FOLLOW_DEFAULTS): Promise<void> {
-  const given = new Set<number>(); // seqs reported missing, printed late if they come
+  // Seqs reported missing, as ranges (a gap may be huge: a device whose seqs jumped), each printed late once if it comes.
+  const given: Array<[number, number]> = [];
+  const lateShown = new Set<number>();
+  const wasGiven = (seq: number): boolean => !lateShown.has(seq) && given.some(([a, b]) => seq >= a && seq <= b);
   let waitingSince: number | undefined;
   let watcher: fs.FSWatcher | undefined;
   let wake: (() => void) | undefined;
@@ -149,7 +156,8 @@ export async function followLogs(store: LogStore, uuid: string, printer: LogPrin
       const seqs = store.seqs(uuid);
       const last = printer.last ?? 0;
       for (const seq of seqs) {
-        if (seq >= last || !given.delete(seq)) continue;
+        if (seq >= last || !wasGiven(seq)) continue;
+        lateShown.add(seq);
         const b = store.read(uuid, seq);
         if (b) printer.late(b);
       }
@@ -163,7 +171,7 @@ export async function followLogs(store: LogStore, uuid: string, printer: LogPrin
             blocked = true;
             break;
           }
-          for (let s = expected; s < next; s++) given.add(s);
+          given.push([expected, next - 1]);
         }
         waitingSince = undefined;
         const b = store.read(uuid, next);

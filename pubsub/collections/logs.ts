@@ -10,6 +10,9 @@ const strict = { additionalProperties: false } as const;
 /** Batches are cut well below this compressed; base64 and metadata must still fit one bus value. */
 export const LOG_BATCH_MAX_GZIP_BYTES = 96 * 1024;
 
+/** The largest seq: keys and the controller's file names have 12 digits. */
+export const LOG_SEQ_MAX = 999_999_999_999;
+
 /** Batch keys sort in sequence order: 12 digits, zero-padded. */
 export function logBatchKey(seq: number): string {
   return String(seq).padStart(12, '0');
@@ -18,7 +21,7 @@ export function logBatchKey(seq: number): string {
 export const LogBatchSchema = Type.Object(
   {
     /** Grows by one per batch for the device's lifetime (persisted); gaps are batches dropped and counted. */
-    seq: Type.Integer({ minimum: 1 }),
+    seq: Type.Integer({ minimum: 1, maximum: LOG_SEQ_MAX }),
     firstAt: Time,
     lastAt: Time,
     lines: Counter,
@@ -39,7 +42,7 @@ export const LogBatchCollection = defineCollection({
   description: 'A compressed batch of log lines waiting for the controller to store it, keyed by its zero-padded seq',
 });
 
-export const LogBatchAckSchema = Type.Object({ seq: Type.Integer({ minimum: 1 }), storedAt: Time }, strict);
+export const LogBatchAckSchema = Type.Object({ seq: Type.Integer({ minimum: 1, maximum: LOG_SEQ_MAX }), storedAt: Time }, strict);
 export type LogBatchAck = Static<typeof LogBatchAckSchema>;
 
 export const LogBatchAckCollection = defineCollection({

@@ -104,6 +104,7 @@ t.test('bad batches are each rejected with their reason, neither stored nor ackn
     ['a batch signed as an info', TOPIC, signed(batch(4), deviceKeys, KINDS.info), 'kind'],
     ['not an envelope', TOPIC, Buffer.from('{"seq":5}'), 'malformed'],
     ['seq 0', TOPIC, signed(batch(0)), 'schema'],
+    ['a seq past 12 digits (its file would not sort or be listed)', TOPIC, signed(batch(1e12)), 'schema'],
     ['gzip that is not gzip', TOPIC, signed(batch(6, { gzip: randomBytes(300).toString('base64') })), 'bad-gzip'],
     ['gzip that is not base64', TOPIC, signed(batch(7, { gzip: 'not base64!' })), 'bad-gzip'],
     ['a zip bomb (17 MiB of one letter, 17 KB compressed)', TOPIC, signed(batch(8, { gzip: bomb })), 'too-large'],
@@ -117,7 +118,7 @@ t.test('bad batches are each rejected with their reason, neither stored nor ackn
   t.same(store.seqs(OTHER), []);
   t.same(acks, [], 'nothing acknowledged');
   t.same(ingest.counters.rejected, {
-    signature: 1, 'device-mismatch': 1, 'unknown-device': 1, kind: 1, malformed: 1, schema: 1, 'bad-gzip': 2, 'too-large': 1, 'bad-line': 3,
+    signature: 1, 'device-mismatch': 1, 'unknown-device': 1, kind: 1, malformed: 1, schema: 2, 'bad-gzip': 2, 'too-large': 1, 'bad-line': 3,
   });
   t.equal(ingest.counters.stored, 0);
   t.ok(logLines.some((l) => l.includes('log batch rejected') && l.includes('too-large')), 'rejections are logged with the reason');

@@ -132,6 +132,22 @@ t.test('--follow moves past a seq that does not come, and prints it if it comes 
   t.same(out.slice(3), ['-- batch 2 arrived late --', `${T0} zedagent INFO two`]);
 });
 
+t.test('--follow moves past a huge gap at once (a device whose seqs jumped)', async (t) => {
+  const { store } = storeIn(t);
+  store.store(DEV, batch(5, [agent('five')]));
+  const out = following(t, store, 100);
+  store.store(DEV, batch(999_999_999_999, [agent('last')]));
+  await waitUntil(() => out.length === 3, 'the batch after the gap', 5000);
+  t.same(out.slice(1), ['-- batches 6-999999999998 missing --', `${T0} zedagent INFO last`]);
+});
+
+t.test('an app cannot drive the operator\'s terminal: control characters are shown, not sent', async (t) => {
+  const evil = '\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2Jgone\x9b31m\ttab';
+  const [line] = print([batch(1, [app(`web\x1b[8m`, evil, { fields: { k: 'a\x1bb' } })])]);
+  t.equal(line, `${T0} app/web\\x1b[8m INFO \\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2Jgone\\x9b31m\ttab k=a\\x1bb`);
+  t.notMatch(line, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/, 'no control character reaches the terminal (tab aside)');
+});
+
 t.test('zedctl logs reads the state dir', async (t) => {
   const { dir, store } = storeIn(t);
   const state = new StateDir(dir);
