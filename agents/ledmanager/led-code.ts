@@ -1,7 +1,8 @@
 // Which code the LED shows: zedagent's view of the controller link, overridden
-// by nim's view of the ports as EVE's DeriveLedCounter does. An address comes
-// before a controller: with no usable address on any management port the LED
-// says 1 whatever zedagent last said. Pure.
+// by nim's view of the ports as EVE's DeriveLedCounter does: with no usable
+// address on any management port the LED says 1, unless zedagent has heard from
+// the controller (a link nim does not count as a port, a bond or a modem, still
+// carried it). Pure.
 import { ledMeaning, usableManagementPorts, type DeviceNetworkStatus, type LedBlinkCounter } from '../../pubsub/collections';
 
 export interface LedChoice {
@@ -10,7 +11,9 @@ export interface LedChoice {
 }
 
 export function chooseLedCode(link: Readonly<LedBlinkCounter> | undefined, net: Readonly<DeviceNetworkStatus> | undefined): LedChoice {
-  if (net && usableManagementPorts(net).length === 0) {
+  // zedagent heard from the controller (3 and up): the device has an address, whatever nim could name.
+  const reached = link !== undefined && link.counter >= 3;
+  if (net && !reached && usableManagementPorts(net).length === 0) {
     const mgmt = net.ports.filter((p) => p.management).map((p) => p.ifName);
     const where = mgmt.length ? `no usable address on ${mgmt.join(', ')}` : 'no management port';
     return { code: 1, reason: net.errors.length ? `${where}: ${net.errors.join('; ')}` : where };

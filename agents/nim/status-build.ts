@@ -97,10 +97,14 @@ function configPorts(i: StatusInput, entry: DpcEntry): NetworkPortStatus[] {
   });
 }
 
-/** Nothing configured: the host's own ports as they are. Management: those with a default route (all, if none has one). */
+/**
+ * Nothing configured: the host's own ports as they are. Management: those with a default route (all, if
+ * none has one). A link that carries the default route counts whatever it is (a bridge, a bond, a
+ * modem): the host reaches the world through it.
+ */
 function hostPorts(i: StatusInput): NetworkPortStatus[] {
-  const links = i.view.links.filter(isDevicePort);
   const withDefault = new Set(i.view.routes.filter((r) => r.table === 'main' && r.dst === 'default' && r.dev).map((r) => r.dev!));
+  const links = i.view.links.filter((l) => isDevicePort(l) || (withDefault.has(l.ifName) && l.ifName !== 'lo'));
   const anyDefault = links.some((l) => withDefault.has(l.ifName));
   return links.map((l) => {
     const management = anyDefault ? withDefault.has(l.ifName) : true;

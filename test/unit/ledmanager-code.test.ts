@@ -11,16 +11,21 @@ function net(ports: NetworkPortStatus[], errors: string[] = []): DeviceNetworkSt
   return { dpcKey: 'zedagent', currentIndex: 0, state: 'success', testing: false, ports, dns: [], errors };
 }
 
-t.test('no usable address on any management port shows 1, even when zedagent says onboarded', async (t) => {
-  const c = chooseLedCode({ counter: 4, reason: 'onboarded' }, net([port('eth0', ['169.254.3.4/16', 'fe80::1/64'])], ['eth0: no DHCP lease after 30 s']));
+t.test('no usable address on any management port shows 1 while zedagent is still trying', async (t) => {
+  const c = chooseLedCode({ counter: 2, reason: 'connecting' }, net([port('eth0', ['169.254.3.4/16', 'fe80::1/64'])], ['eth0: no DHCP lease after 30 s']));
   t.equal(c.code, 1);
   t.match(c.reason, /no usable address on eth0: eth0: no DHCP lease after 30 s/);
 });
 
 t.test('a link that is down does not count, nor a local network port with an address', async (t) => {
-  t.equal(chooseLedCode({ counter: 4, reason: '' }, net([port('eth0', ['10.0.0.2/24'], { up: false })])).code, 1);
-  t.equal(chooseLedCode({ counter: 4, reason: '' }, net([port('eth1', ['10.1.0.1/24'], { management: false })])).code, 1);
+  t.equal(chooseLedCode({ counter: 2, reason: '' }, net([port('eth0', ['10.0.0.2/24'], { up: false })])).code, 1);
+  t.equal(chooseLedCode(undefined, net([port('eth1', ['10.1.0.1/24'], { management: false })])).code, 1);
   t.match(chooseLedCode(undefined, net([])).reason, /no management port/);
+});
+
+t.test('once zedagent heard from the controller, its code shows even when nim names no usable port', async (t) => {
+  t.equal(chooseLedCode({ counter: 4, reason: 'onboarded' }, net([])).code, 4, 'the uplink is a link nim does not list (a bond, a modem)');
+  t.equal(chooseLedCode({ counter: 18, reason: 'not registered' }, net([])).code, 18);
 });
 
 t.test('with an address, zedagent\'s code shows; below 2 it is "trying" (EVE)', async (t) => {

@@ -71,6 +71,8 @@ t.test('host mode: the host\'s ports as they are', async (t) => {
   t.same(st.ports[1]!.dns, [], 'a port that is not for management gets no name servers');
   const noDefault = buildStatus(base({ view: { ...VIEW, routes: [] } }));
   t.ok(noDefault.ports.every((p) => p.management), 'no default route anywhere: every port may be the way out');
+  const viaBridge = buildStatus(base({ view: { ...VIEW, routes: parseRoutes([{ dst: 'default', gateway: '192.0.2.1', dev: 'docker0' }]) } }));
+  t.same(viaBridge.ports.filter((p) => p.management).map((p) => p.ifName), ['docker0'], 'a bridge (or bond, or modem) carrying the default route is the host\'s way out');
 });
 
 t.test('configuration mode: its ports, the lease, the errors of better configurations', async (t) => {

@@ -20,9 +20,11 @@ t.test('the proxy of the port nim reaches the controller by, with its credential
   t.equal(controllerProxy(status('eth0'), list(ports)), undefined, 'the port in use has none: direct');
 });
 
-t.test('before nim reached the controller: the cheapest management port that has a proxy', async (t) => {
+t.test('before nim reached the controller, or during an outage: the cheapest management port, as nim tries them', async (t) => {
   const ports = [port('eth2', 20, 'http://10.9.0.4:8080'), port('eth1', 10, 'http://10.9.0.3:3128'), port('eth3', 0, 'http://10.9.0.5:1', false)];
-  t.equal(controllerProxy(status(), list(ports)), 'http://10.9.0.3:3128');
+  t.equal(controllerProxy(status(), list(ports)), 'http://10.9.0.3:3128', 'a local network port does not count');
+  t.equal(controllerProxy(status(), list([port('eth0', 0), port('wwan0', 50, 'http://10.9.0.3:3128')])), undefined,
+    'the cheapest goes direct: an outage does not move the link to another port\'s proxy');
 });
 
 t.test('nothing applied (host mode), or nothing known: no proxy', async (t) => {

@@ -13,6 +13,7 @@ import { readOnboarded } from '../../lib/device-identity';
 import type { Dirs } from '../../lib/dirs';
 import { readProvisioning } from '../../api/provisioning';
 import { chooseLedCode } from '../../agents/ledmanager/led-code';
+import { controllerProxy } from '../../agents/zedagent/network-path';
 import { Bus } from '../../pubsub/bus';
 import type { CollectionSpec } from '../../pubsub/catalog';
 import {
@@ -94,13 +95,18 @@ export const diag: ToolSpec = {
       };
     };
     const maybeProbe = async (s: DiagState): Promise<void> => {
-      if (values['no-probe'] || probing || !s.identity.broker || !probeWanted(s)) return;
+      if (values['no-probe'] || probing || !s.identity.broker) return;
+      if (!probeWanted(s)) {
+        // The network is fine again: an old failure would contradict the rest of the screen.
+        if (probe) { probe = undefined; changed('probe')(); }
+        return;
+      }
       if (probe && Date.now() - probe.at < PROBE_EVERY_MS) return;
       probing = true;
       try {
         const prov = readProvisioning(dirs);
         if (!prov) return;
-        probe = await probeController(prov);
+        probe = await probeController(prov, controllerProxy(s.net, s.dpcList));
         changed('probe')();
       } finally {
         probing = false;
