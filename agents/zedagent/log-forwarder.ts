@@ -3,7 +3,8 @@
 // controller's signed `log-ack` says it stored it; zedagent then publishes a
 // LogBatchAck and logmanager deletes the batch (withdrawing it, and zedagent its
 // ack). A batch not acknowledged within 30 s (then 60 s, ... up to 10 min), or
-// in flight when the link went down, is sent again: the controller stores each seq once.
+// refused by the client, is sent again: the controller stores each seq once. One
+// in flight when the link went down is sent again by mqtt.js itself at the reconnect.
 //
 // Beside the outbox, not through it: logmanager's disk queue already keeps the
 // batches (the outbox would write ~130 KB a batch to disk a second time), the
@@ -81,9 +82,15 @@ export class LogSendWindow {
     return this.slots.get(seq)?.acked === true;
   }
 
-  /** The link is down: whatever was in flight goes again after the reconnect. */
-  linkDown(): void {
-    for (const s of this.slots.values()) delete s.sentAt;
+  /**
+   * A send was refused (not connected, or the client refused it): the batch is due again at the next
+   * look. A batch in flight when the link went down is not: mqtt.js keeps it and sends it again on the
+   * reconnect (clean:false), so sending it ourselves too would put it on the wire twice; its resend
+   * delay covers a client that lost it.
+   */
+  failed(seq: number): void {
+    const s = this.slots.get(seq);
+    if (s) delete s.sentAt;
   }
 
   /** Seqs to send now, lowest first, marked as sent at `now`; with how many times each was sent before. */
@@ -180,7 +187,6 @@ export class LogForwarder {
 
   detach(): void {
     this.connected = false;
-    this.window.linkDown();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -218,9 +224,12 @@ export class LogForwarder {
       }
       if (resend) this.counters.resent++;
       else this.counters.sent++;
-      // A refused publish is like a lost ack: the batch goes again after its resend delay, or at the
-      // reconnect if the link went down (no tight retry loop on a publish that keeps failing).
-      this.d.send(this.message(batch)).catch((err: Error) => this.ctx.log.debug('log batch not sent', { seq, error: err.message }));
+      // A refused publish goes again at the next look (a new batch, an ack, the reconnect), not at once:
+      // no tight retry loop on a publish that keeps failing.
+      this.d.send(this.message(batch)).catch((err: Error) => {
+        this.window.failed(seq);
+        this.ctx.log.debug('log batch not sent', { seq, error: err.message });
+      });
     }
     this.schedule(now);
   }
