@@ -40,7 +40,7 @@ const HELP = `Usage:
       token the device already has so it can join as it is.
   zedctl device remove DEVICE
       Forgets a device: removes its broker account (closing its connection), clears its retained
-      config and info on the broker and its record in the state dir. Its serial can be added again
+      config and info on the broker, and its record, info and logs in the state dir. Its serial can be added again
       (a device that lost its keys, or one replaced).
   zedctl devices [--json]
       Every device: state, UUID, online/offline, last seen, config seq applied/sent, apps running.

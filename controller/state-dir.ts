@@ -174,6 +174,8 @@ export class StateDir {
     unlinkDurableSync(this.path('configs', `${uuid}.json`));
     fs.rmSync(this.path('status', `${uuid}.json`), { force: true });
     fs.rmSync(this.path('info', uuid), { recursive: true, force: true });
+    // Its logs go with it: nothing could read them once the serial is gone (up to the retention cap each).
+    fs.rmSync(this.path('logs', uuid), { recursive: true, force: true });
   }
 
   listDevices(): DeviceRecord[] {

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { LogStore, decodeBatch, type StoredLogBatch } from '../../controller/log-store';
+import { StateDir } from '../../controller/state-dir';
 
 const DEV = 'aaaaaaaa-1111-4222-8333-444444444444';
 const TIME = '2026-05-06T07:08:09.000Z';
@@ -90,4 +91,14 @@ t.test('decodeBatch reads lines and refuses what is not a batch', async (t) => {
   t.match(decodeBatch(gzipSync(Buffer.alloc(2048, 'a')).toString('base64'), 1024), { ok: false, reason: 'too-large', error: /more than 1024 bytes/ });
   t.match(decodeBatch(gzipSync(JSON.stringify({ ...l, extra: 1 })).toString('base64')), { ok: false, reason: 'bad-line', error: /line 1/ }, 'unknown properties are refused');
   t.match(decodeBatch('abc'), { ok: false, reason: 'bad-gzip', error: /not base64/ });
+});
+
+t.test('zedctl device remove takes the device\'s logs with it', async (t) => {
+  const dir = dirOf(t);
+  const store = new LogStore(dir);
+  store.store(DEV, batch(1));
+  const state = new StateDir(dir);
+  state.removeDevice({ serial: 'dev-1', state: 'onboarded', deviceId: DEV, createdAt: TIME });
+  t.same(store.seqs(DEV), [], 'no batch left');
+  t.notOk(fs.existsSync(path.join(dir, 'logs', DEV)), 'nor its folder');
 });
