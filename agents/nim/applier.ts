@@ -58,6 +58,8 @@ export class Applier {
   private ports: readonly NetworkPortConfig[] | undefined;
   private preferred: string | undefined;
   private queue: Promise<void> = Promise.resolve();
+  /** Set first thing in stop(): no reconcile may start a DHCP client or server after nim stopped. */
+  private stopped = false;
   private readonly upSinceMap = new Map<string, number>();
   /** Problems of the last reconcile, in plain words. */
   errors: string[] = [];
@@ -76,6 +78,7 @@ export class Applier {
       hookFile: this.hookFile,
       log: opts.log,
       onEvent: (ifName, event, lease) => {
+        if (this.stopped) return; // a client's last word as stop() kills it
         if (lease) this.leases.set(ifName, lease);
         else this.leases.delete(ifName);
         opts.log.info(lease ? 'DHCP lease' : 'DHCP lease gone', { port: ifName, event, ...(lease ? { address: `${lease.ip}/${lease.prefix}`, router: lease.routers[0], dns: lease.dns } : {}) });
@@ -99,6 +102,7 @@ export class Applier {
 
   /** Runs a reconcile after any in progress (host changes, lease events). */
   reconcile(): Promise<void> {
+    if (this.stopped) return this.queue;
     this.queue = this.queue.then(() => this.reconcileNow()).catch((err: unknown) => {
       this.opts.log.error('applying the port configuration failed', { error: (err as Error).message });
       this.errors = [`applying the port configuration failed: ${(err as Error).message}`];
@@ -113,6 +117,7 @@ export class Applier {
 
   /** nim stops: clients are killed without a release (the addresses stay, as the leases do). */
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.queue;
     await this.dhcp.stopAll(false);
     await this.opts.localNetworks.stop();
@@ -134,6 +139,7 @@ export class Applier {
   }
 
   private async reconcileNow(): Promise<void> {
+    if (this.stopped) return; // queued before stop(), due after it
     const now = Date.now();
     for (const [ifName, l] of this.leases) if (leaseExpiresAt(l) <= now) this.leases.delete(ifName);
     const leases = new Map(this.leases);
@@ -142,6 +148,7 @@ export class Applier {
     this.errors = [];
     // What was removed must not look like the host's own when additions are decided.
     if (await this.removeUnwanted(want)) view = await this.opts.observe();
+    if (this.stopped) return; // stop() came meanwhile: remove, but start nothing
     await this.addWanted(want, view, now);
     for (const ifName of leases.keys()) if (!this.leases.has(ifName)) leases.delete(ifName); // released meanwhile
     this.applied = leases;

@@ -66,8 +66,20 @@ export function brokerTarget(p: Provisioning | undefined): BrokerTarget | undefi
 
 const CLOCK_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
+export interface ProbeOptions {
+  /**
+   * The address to connect to, when the caller resolved t.host itself (to bind or route by it).
+   * TLS still checks the certificate against t.host: a broker by name has a certificate for the name.
+   */
+  address?: string;
+  localAddress?: string;
+  /** CONNECT to t.host through this proxy (the proxy resolves the name). */
+  proxy?: string;
+  timeoutMs: number;
+}
+
 /** One attempt to reach the broker, within timeoutMs. */
-export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?: string; timeoutMs: number }): Promise<ProbeResult> {
+export function probeBroker(t: BrokerTarget, o: ProbeOptions): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let done = false;
     const sockets: net.Socket[] = [];
@@ -93,7 +105,7 @@ export function probeBroker(t: BrokerTarget, o: { localAddress?: string; proxy?:
         .then(secure, (err: Error) => finish({ ok: false, error: err.message }));
       return;
     }
-    const first = net.connect({ host: t.host, port: t.port, ...local });
+    const first = net.connect({ host: o.address ?? t.host, port: t.port, ...local });
     sockets.push(first);
     first.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, refused: err.code === 'ECONNREFUSED', error: errnoWords(err) }));
     first.once('connect', () => secure(first));
@@ -106,6 +118,14 @@ async function resolveHost(host: string): Promise<string> {
 }
 
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+
+function proxyHost(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return ''; // openProxyTunnel reports the bad URL
+  }
+}
 
 export interface ConfigTestInput {
   ports: readonly NetworkPortConfig[];
@@ -124,18 +144,33 @@ export async function testConfig(i: ConfigTestInput): Promise<TestResult> {
   const t = i.target;
   if (!t) return { outcome: localOutcome(i.ports, checks, [], false), ports };
   const where = `broker ${t.host}:${t.port}`;
-  let ip: string;
-  try {
-    ip = await resolveHost(t.host);
-  } catch (err) {
-    const error = `${where}: cannot resolve the name (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
-    return { outcome: { state: 'fail', error }, ports, controller: { host: t.host, port: t.port, reachable: false, error, testedAt: i.now } };
+  const cands = candidates(i.ports, checks);
+  // Resolved here only for direct paths (the address binds and routes the probe); a proxy is
+  // given the name and resolves it itself. TLS checks the certificate against the name either way.
+  let ip: string | undefined;
+  let unresolved: string | undefined;
+  if (cands.some((c) => !c.port.proxy)) {
+    try {
+      ip = await resolveHost(t.host);
+    } catch (err) {
+      unresolved = `${where}: cannot resolve the name (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
   }
-  const target = { ...t, host: ip };
+  if (unresolved && !cands.some((c) => c.port.proxy)) {
+    return { outcome: { state: 'fail', error: unresolved }, ports, controller: { host: t.host, port: t.port, reachable: false, error: unresolved, testedAt: i.now } };
+  }
   const probeErrors: string[] = [];
-  for (const c of candidates(i.ports, checks)) {
-    const r = await probeBroker(target, { ...(isLoopback(ip) ? {} : { localAddress: c.ip }), ...(c.port.proxy ? { proxy: c.port.proxy } : {}), timeoutMs: i.timeoutMs });
+  for (const c of cands) {
     const pr = ports.find((p) => p.ifName === c.port.ifName)!;
+    if (!c.port.proxy && ip === undefined) {
+      pr.reachesController = false;
+      pr.error = `${unresolved} through ${c.port.ifName}`;
+      probeErrors.push(pr.error);
+      continue;
+    }
+    const r = await probeBroker(t, c.port.proxy
+      ? { ...(isLoopback(proxyHost(c.port.proxy)) ? {} : { localAddress: c.ip }), proxy: c.port.proxy, timeoutMs: i.timeoutMs }
+      : { address: ip, ...(isLoopback(ip!) ? {} : { localAddress: c.ip }), timeoutMs: i.timeoutMs });
     const working = r.ok || ((r.refused || r.clock) && !c.port.proxy);
     pr.reachesController = working;
     if (working) {
@@ -176,7 +211,7 @@ export async function testHost(view: HostView, target: BrokerTarget | undefined,
     const error = `${where}: no route (${(err as Error).message.replace(/^ip [^:]*: /, '')})`;
     return { outcome: { state: 'fail', error }, ports: [], controller: { host: target.host, port: target.port, reachable: false, error, testedAt: now } };
   }
-  const r = await probeBroker({ ...target, host: ip }, { timeoutMs });
+  const r = await probeBroker(target, { address: ip, timeoutMs });
   const working = r.ok || r.refused || r.clock;
   const error = r.ok ? undefined : `${where}: ${r.error}${via ? ` through ${via}` : ''}${working ? ' (the path works; the broker does not answer)' : ''}`;
   return {

@@ -52,6 +52,7 @@ export class DhcpServer {
   private persistError?: string;
   private socketError?: string;
   private poolFullLogged = false;
+  private restored = false;
   private readonly stats: DhcpServerCounters = { received: 0, malformed: 0, sent: 0, sendErrors: 0, outcomes: {} };
 
   /** Checks the configuration (status() reports a bad one; start() throws it) and does nothing else. */
@@ -73,7 +74,11 @@ export class DhcpServer {
     if (this.socket) return;
     const { ifName } = this.opts;
     if (!this.table) throw new Error(`DHCP server on ${ifName}: ${this.configError}`);
-    this.restore(this.table);
+    // Once: a start that failed to bind is tried again on the same server (the lease file read and any bad entries set aside once).
+    if (!this.restored) {
+      this.restore(this.table);
+      this.restored = true;
+    }
     const socket = dgram.createSocket({ type: 'udp4' });
     try {
       await new Promise<void>((resolve, reject) => {

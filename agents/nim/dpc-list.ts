@@ -54,7 +54,8 @@ export function compareEntries(a: DpcEntry, b: DpcEntry): number {
 
 /**
  * The list after the sources changed. A port set nim already holds for that source keeps its
- * entry (time priority and test results); a new one gets `nowMs` as its time priority. An older
+ * entry (time priority and test results); a new one gets `nowMs` as its time priority, or 1 ms
+ * past the newest of its source when that is later (a clock behind). An older
  * entry of a source that still offers something is kept only while it is the current or the last
  * working one (EVE's retention); a source that offers nothing loses all its entries.
  */
@@ -66,7 +67,9 @@ export function mergeSources(prev: DevicePortConfigList, src: Sources, nowMs: nu
   const offer = (key: DpcSource, ports: NetworkPortConfig[]): void => {
     const have = prev.list.find((e) => e.key === key && jsonEqual(e.ports, ports) && !next.includes(e));
     if (have) return void next.push(have);
-    let t = nowMs;
+    // Newer than any entry of the source even when the clock is behind them (set back, or not yet
+    // synchronised): a new configuration must rank first within its source whatever the clock says.
+    let t = Math.max(nowMs, ...prev.list.filter((e) => e.key === key).map((e) => ms(e.timePriority) + 1));
     let timePriority = key === 'lastresort' ? LAST_RESORT_TIME : new Date(t).toISOString();
     while (key !== 'lastresort' && taken.has(`${key}@${timePriority}`)) timePriority = new Date(++t).toISOString();
     taken.add(`${key}@${timePriority}`);

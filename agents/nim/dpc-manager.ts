@@ -289,8 +289,11 @@ export class DpcManager {
   }
 }
 
+/** A failure stamped in the future (the clock went back since) is not recent: it would be skipped for as long as the clock is behind. */
 function recentlyFailed(e: DpcEntry, now: number): boolean {
-  return e.lastFailed !== undefined && ms(e.lastFailed) > ms(e.lastSucceeded) && now - ms(e.lastFailed) < RECENT_FAILURE_MS;
+  if (e.lastFailed === undefined || ms(e.lastFailed) <= ms(e.lastSucceeded)) return false;
+  const age = now - ms(e.lastFailed);
+  return age >= 0 && age < RECENT_FAILURE_MS;
 }
 
 function iso(now: number): string {

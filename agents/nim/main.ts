@@ -29,7 +29,10 @@ exactly that when a port or configuration goes away.
 With no configuration at all nim changes nothing: it reports the host's network as it is and tests the path
 to the controller over the host's routes. Publishes DeviceNetworkStatus and DevicePortConfigList.`,
   async run(ctx) {
-    const localNetworks = new DhcpService({ persistDir: ctx.dirs.persist, log: ctx.log });
-    await new NimAgent(ctx, { resolvConf: resolvConfPath(), localNetworks }).run();
+    let agent: NimAgent | undefined;
+    // A DHCP server that starts on a retry (port 67 freed) shows in the status at once.
+    const localNetworks = new DhcpService({ persistDir: ctx.dirs.persist, log: ctx.log, onChange: () => agent?.statusChanged() });
+    agent = new NimAgent(ctx, { resolvConf: resolvConfPath(), localNetworks });
+    await agent.run();
   },
 };

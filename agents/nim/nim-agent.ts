@@ -19,7 +19,7 @@ import { DpcManager, HOST, type NimTimers, type Step } from './dpc-manager';
 import { lastResortPorts, localSignature, readLocalConfigs } from './dpc-sources';
 import { observeHost, watchHost, type HostView } from './host-observer';
 import { NO_LOCAL_NETWORKS, type LocalNetworks } from './local-networks';
-import { buildStatus } from './status-build';
+import { buildStatus, dropStaleResults } from './status-build';
 
 /** How often the local configuration directory is looked at for changes. */
 const LOCAL_POLL_MS = 1000;
@@ -60,7 +60,6 @@ export class NimAgent {
   private wake: NodeJS.Timeout | undefined;
   /** The last test of each configuration (and of the host), for the status. */
   private readonly results = new Map<string, TestResult>();
-  private lastView: HostView | undefined;
   private readonly localNetworks: LocalNetworks;
 
   constructor(private readonly ctx: AgentContext, private readonly opts: NimOptions) {
@@ -107,6 +106,11 @@ export class NimAgent {
     await this.applier.stop();
   }
 
+  /** Something the status shows changed outside nim's loop (a DHCP server started on a retry). */
+  statusChanged(): void {
+    this.statusRunner.trigger();
+  }
+
   private setZedagent(ports: readonly NetworkPortConfig[] | null): void {
     this.sources.zedagent = ports ? structuredClone(ports) as NetworkPortConfig[] : null;
     this.sourcesDirty = true;
@@ -139,9 +143,8 @@ export class NimAgent {
     this.statusRunner.trigger();
   }
 
-  private async observe(): Promise<HostView> {
-    this.lastView = await observeHost(this.opts.resolvConf);
-    return this.lastView;
+  private observe(): Promise<HostView> {
+    return observeHost(this.opts.resolvConf);
   }
 
   private async pass(): Promise<void> {
@@ -161,6 +164,7 @@ export class NimAgent {
         this.statusRunner.trigger();
       }
     } finally {
+      dropStaleResults(this.results, this.manager.list, HOST);
       this.listPub.publish('global', this.manager.list);
       this.statusRunner.trigger();
       this.schedule();
@@ -173,8 +177,8 @@ export class NimAgent {
       this.sources.lastresort = null;
       return;
     }
-    const view = this.lastView ?? await this.observe();
-    this.sources.lastresort = lastResortPorts(view.links);
+    // A fresh look: the change that made the sources dirty (a new port) may be newer than any view held.
+    this.sources.lastresort = lastResortPorts((await this.observe()).links);
   }
 
   private schedule(): void {

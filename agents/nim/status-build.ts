@@ -7,6 +7,7 @@ import type {
 } from '../../pubsub/collections/network';
 import { redactProxy } from '../../lib/proxy-tunnel';
 import type { TestResult } from './conn-tester';
+import { entryId } from './dpc-list';
 import { gatewaysOf, isDevicePort, type HostView } from './host-observer';
 import type { LocalNetworkStatus } from './local-networks';
 import { leaseExpiresAt, type Lease } from './udhcpc-driver';
@@ -24,6 +25,16 @@ export interface StatusInput {
   /** Bad local files, failed changes. */
   errors: readonly string[];
   localNetwork(ifName: string): LocalNetworkStatus | undefined;
+}
+
+/**
+ * Forgets the tests of configurations no longer in the list (replaced, withdrawn, capped away):
+ * nim keeps one result per configuration for the status, and the list is all it can show.
+ * The host's own test (`keep`) stays.
+ */
+export function dropStaleResults(results: Map<string, TestResult>, list: DevicePortConfigList, keep: string): void {
+  const ids = new Set(list.list.map(entryId));
+  for (const id of results.keys()) if (id !== keep && !ids.has(id)) results.delete(id);
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();

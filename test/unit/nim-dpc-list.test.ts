@@ -86,3 +86,17 @@ t.test('a restored list is sorted and its current index found again', async (t) 
   t.equal(r.currentIndex, 1, 'the saved current (local) is found at its sorted place');
   t.same(restoreList(undefined), emptyList());
 });
+
+t.test('a clock behind the list: a new entry still ranks first within its source', async (t) => {
+  const LATER = T0 + 86_400_000;
+  let l = mergeSources(emptyList(), { zedagent: [port('eth0')], local: [[port('eth1')]] }, LATER);
+  l = updateEntry({ ...l, currentIndex: 0 }, entryId(l.list[0]!), { state: 'success', lastSucceeded: new Date(LATER).toISOString() });
+  l = mergeSources(l, { zedagent: [port('eth2')], local: [[port('eth1')], [port('eth3')]] }, T0);
+  t.same(l.list.map((e) => `${e.key}:${e.ports[0]!.ifName}`), ['zedagent:eth2', 'zedagent:eth0', 'local:eth3', 'local:eth1'], 'the new ones above the old ones (kept: current)');
+  t.equal(l.list[0]!.timePriority, new Date(LATER + 1).toISOString(), '1 ms past the newest of its source');
+  t.equal(l.list[2]!.timePriority, new Date(LATER + 1).toISOString());
+  l = mergeSources(l, { zedagent: [port('eth4')], local: [[port('eth5')], [port('eth6')]] }, T0 + 5);
+  t.same(l.list.map((e) => `${e.key}:${e.ports[0]!.ifName}`).slice(0, 1), ['zedagent:eth4']);
+  t.same(l.list.filter((e) => e.key === 'local').map((e) => e.ports[0]!.ifName), ['eth5', 'eth6'], 'files seen together: the first by name first');
+  t.equal(new Set(l.list.map(entryId)).size, l.list.length, 'identities stay unique');
+});

@@ -15,8 +15,8 @@ const portsOf = (ifName: string): NetworkPortConfig[] => [port(ifName)];
 const ifOf = (e: DpcEntry): string => e.ports[0]!.ifName;
 
 /** The manager, a world deciding each test by the port's name, and a record of the steps, at virtual times. */
-function sim(opts: { restored?: DevicePortConfigList; timers?: NimTimers } = {}) {
-  let now = T0;
+function sim(opts: { restored?: DevicePortConfigList; timers?: NimTimers; now?: number } = {}) {
+  let now = opts.now ?? T0;
   const m = new DpcManager(opts.restored, opts.timers ?? TIMERS, now);
   const world = new Map<string, Outcome>();
   const steps: string[] = [];
@@ -255,4 +255,35 @@ t.test('the last resort is tried last and used when nothing else works', async (
   t.same(s.take().filter((x) => x.startsWith('verify')), ['verify ethA new', 'verify eth0 walk']);
   t.equal(s.current(), 'eth0');
   t.equal(s.m.list.list[1]!.key, 'lastresort');
+});
+
+t.test('a clock set back: failures stamped in the future are not recent, and a new configuration still ranks first', async (t) => {
+  const LATER = T0 + 86_400_000; // the clock the list was written with, a day ahead of the one after the restart
+  const s = sim({ now: LATER });
+  s.start();
+  s.world.set('ethA', { state: 'fail', error: 'a' });
+  s.world.set('ethB', { state: 'fail', error: 'b' });
+  s.sources({ zedagent: portsOf('ethA'), local: [portsOf('ethB')] });
+  t.same(s.take().filter((x) => x.startsWith('verify')), ['verify ethA new', 'verify ethB walk'], 'both failed, a day ahead');
+  const saved = JSON.parse(JSON.stringify(s.m.list)) as DevicePortConfigList;
+
+  const r = sim({ restored: saved, now: T0 });
+  r.world.set('ethA', { state: 'fail', error: 'a' });
+  r.start();
+  r.advance(1000);
+  t.same(r.take(), ['verify ethA periodic', 'verify ethA periodic', 'verify ethB walk'], 'the walk tries ethB: its failure "in a day" is not a recent one');
+  t.equal(r.current(), 'ethB');
+
+  const w = sim({ now: LATER });
+  w.start();
+  w.sources({ zedagent: portsOf('ethA') });
+  t.equal(w.current(), 'ethA');
+  const back = sim({ restored: JSON.parse(JSON.stringify(w.m.list)) as DevicePortConfigList, now: T0 });
+  back.start();
+  back.take();
+  back.sources({ zedagent: portsOf('ethC') });
+  t.same(back.take(), ['verify ethC new'], 'the new controller configuration is tried at once');
+  t.equal(back.current(), 'ethC');
+  t.same(back.m.list.list.map(ifOf), ['ethC'], 'and it replaced the older one');
+  t.equal(back.m.list.list[0]!.timePriority, new Date(LATER + 1).toISOString(), 'ranked just above the newest of its source');
 });

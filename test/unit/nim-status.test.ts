@@ -6,7 +6,7 @@ import type { TestResult } from '../../agents/nim/conn-tester';
 import { emptyList, entryId, mergeSources, updateEntry } from '../../agents/nim/dpc-list';
 import { parseResolvConf, renderResolvConf } from '../../agents/nim/dns-driver';
 import { isDevicePort, parseAddrs, parseLinks, parseRoutes, parseRules, type HostView } from '../../agents/nim/host-observer';
-import { buildStatus, type StatusInput } from '../../agents/nim/status-build';
+import { buildStatus, dropStaleResults, type StatusInput } from '../../agents/nim/status-build';
 import { HOOK_TAG, parseHookLine } from '../../agents/nim/udhcpc-driver';
 import { DeviceNetworkStatusCollection } from '../../pubsub/collections/network';
 
@@ -93,4 +93,21 @@ t.test('configuration mode: its ports, the lease, the errors of better configura
   const dhcp = buildStatus(base({ list: { ...list, currentIndex: 0 }, applied: list.list[0], state: 'fail', test: failing, leases: new Map([['wan1', lease]]) }));
   t.match(dhcp.ports[0], { ifName: 'wan1', addressing: 'dhcp', up: false, dns: ['198.51.100.53'], leaseExpiresAt: '2024-05-01T10:10:00.000Z', gateways: ['198.51.100.1'], reachesController: false });
   t.same(dhcp.errors, ['broker 203.0.113.5:8883: connection timed out after 15 s through wan1'], 'said once, by the port');
+});
+
+t.test('the kept test results follow the list: a replaced or withdrawn configuration\'s result goes', async (t) => {
+  const ok: TestResult = { outcome: { state: 'success' }, ports: [] };
+  const port = (ifName: string) => [{ ifName, management: true, cost: 0, addressing: { type: 'dhcp' as const } }];
+  let list = mergeSources(emptyList(), { zedagent: port('eth0'), local: [port('eth1')] }, NOW);
+  const results = new Map<string, TestResult>([['host', ok], ...list.list.map((e) => [entryId(e), ok] as [string, TestResult])]);
+  const eth1 = entryId(list.list[1]!);
+  // 50 controller versions, none of them current or working: each replaces the one before.
+  for (let i = 1; i <= 50; i++) {
+    list = mergeSources(list, { zedagent: port(`eth${i + 1}`), local: [port('eth1')] }, NOW + i);
+    results.set(entryId(list.list[0]!), ok);
+    dropStaleResults(results, list, 'host');
+  }
+  t.same([...results.keys()].sort(), ['host', eth1, entryId(list.list[0]!)].sort(), 'one result per configuration in the list, and the host\'s');
+  dropStaleResults(results, mergeSources(list, { zedagent: null, local: [] }, NOW + 60), 'host');
+  t.same([...results.keys()], ['host'], 'everything withdrawn: only the host\'s own test is kept');
 });
