@@ -5,7 +5,11 @@
 // first 64 KiB and nothing after. Exit once both streams have written
 // everything queued before this call.
 
+/** The code exitWhenFlushed was asked for, while it waits. */
+let pendingCode: number | undefined;
+
 export function exitWhenFlushed(code: number, streams: readonly NodeJS.WritableStream[] = [process.stdout, process.stderr]): void {
+  pendingCode = code;
   let left = streams.length;
   const done = (): void => {
     if (--left === 0) process.exit(code);
@@ -14,4 +18,17 @@ export function exitWhenFlushed(code: number, streams: readonly NodeJS.WritableS
   // A write's callback runs after every earlier write on the stream has been handed to the OS
   // (or failed: a closed pipe ends the wait too).
   for (const s of streams) s.write('', done);
+}
+
+/**
+ * `ipcmonitor ... | head` closes the pipe early; that is not an error, so EPIPE on stdout ends
+ * the command quietly with 0 while it runs. Once it is done and exitWhenFlushed waits, it is
+ * left to that (it exits with the command's own code when stderr is written too): a failure
+ * must not read as success because nobody read its output.
+ */
+export function exitQuietlyOnClosedStdout(stdout: NodeJS.WritableStream = process.stdout): void {
+  stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (pendingCode === undefined) process.exit(0);
+  });
 }

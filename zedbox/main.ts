@@ -11,7 +11,7 @@ export { LINK_NAMES } from './registry';
 import { COMMON_HELP, UsageError, dirsFrom, loggerFrom } from '../lib/cli';
 import { SUPERVISOR_HELP, parseAgentArgs, policyFrom, settingsFrom } from './options';
 import { agentRelay, runAgents } from './run-agents';
-import { exitWhenFlushed } from './exit';
+import { exitQuietlyOnClosedStdout, exitWhenFlushed } from './exit';
 import { VERSION } from '../lib/version';
 
 /** Basenames that mean "zedbox itself" rather than one of its agents. */
@@ -103,11 +103,7 @@ async function runAll(rest: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  // `ipcmonitor ... | head` closes the pipe early; that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
+  exitQuietlyOnClosedStdout();
   main(process.argv).then(
     (code) => exitWhenFlushed(code),
     (err: unknown) => {

@@ -3,7 +3,8 @@
 // restart of logmanager resumes without losing or repeating a line. A container
 // that stops ends its stream; the follower waits for a change in its DomainStatus
 // (restarted, the same id) or polls with backoff. A container no longer named is
-// followed a little longer (its last lines), then dropped.
+// followed a little longer (its last lines), then dropped, and its cursor forgotten
+// once the engine no longer has it.
 import type Docker from 'dockerode';
 import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { isDockerNoop } from '../../lib/docker';
@@ -31,32 +32,62 @@ class Follower {
   private readonly abort = new AbortController();
   private wake?: () => void;
   private stopped = false;
+  /** AppLogs stops: nothing more is asked of the engine. */
+  private shutdown = false;
   private retiring = false;
   private retireTimer?: NodeJS.Timeout;
+  private graceOver?: () => void;
   /** The container is gone from the engine: nothing more will come. */
   gone = false;
   readonly done: Promise<void>;
 
   constructor(public target: AppContainer, private readonly deps: AppLogsDeps, private readonly warn: RateLimitedLog) {
-    this.done = this.loop();
+    this.done = this.run();
   }
 
   kick(): void {
     this.wake?.();
   }
 
+  /** No longer named: read a little longer, then stop and forget the cursor if the container is gone. */
   retire(graceMs: number): void {
     if (this.retiring) return;
     this.retiring = true;
     this.wake?.();
-    this.retireTimer = setTimeout(() => this.stop(), graceMs);
+    this.retireTimer = setTimeout(() => {
+      this.stop();
+      this.graceOver?.();
+    }, graceMs);
   }
 
-  stop(): void {
+  stop(shutdown = false): void {
     this.stopped = true;
-    clearTimeout(this.retireTimer);
+    if (shutdown) {
+      this.shutdown = true;
+      clearTimeout(this.retireTimer);
+      this.graceOver?.();
+    }
     this.abort.abort();
     this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    const grace = new Promise<void>((resolve) => { this.graceOver = resolve; });
+    await this.loop();
+    if (!this.retiring || this.gone || this.shutdown) return;
+    // A retired container's cursor is forgotten once the engine no longer has it (checked once,
+    // when its grace period ends); one still there (stopped, say) keeps it.
+    await grace;
+    if (this.shutdown) return;
+    const id = this.target.containerId;
+    try {
+      await this.deps.docker.getContainer(id).inspect({ abortSignal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        this.gone = true;
+        this.deps.cursors.delete(id);
+      }
+    }
   }
 
   private async loop(): Promise<void> {
@@ -64,6 +95,11 @@ class Follower {
     const id = this.target.containerId;
     const container = docker.getContainer(id);
     const gate = new CursorGate(cursors.get(id));
+    // The cursor first: a line that closes a batch goes with the cursor past it.
+    const onLine = (line: OutputLine): void => {
+      if (gate.cursor) cursors.set(id, gate.cursor);
+      this.deps.onLine(this.target, line);
+    };
     let idle = 0;
     while (!this.stopped) {
       gate.restart();
@@ -76,10 +112,16 @@ class Follower {
           abortSignal: this.abort.signal,
         });
         const parser = new LogStreamParser(info.Config?.Tty === true, gate);
-        await consume(stream, (chunk) => parser.push(chunk, (line) => {
-          this.deps.onLine(this.target, line);
-          if (gate.cursor) cursors.set(id, gate.cursor);
-        }));
+        await consume(stream, (chunk) => parser.push(chunk, onLine));
+        // The stream ended. If the container stopped (or started again since), a last line
+        // without a newline is whole: taken now, or every later read would hold it back again.
+        if (!this.stopped) {
+          const now = await container.inspect({ abortSignal: this.abort.signal }).catch((err: unknown) => {
+            if (isDockerNoop(err)) return undefined; // removed: its last line is taken all the same
+            throw err;
+          });
+          if (!now?.State?.Running || now.State.StartedAt !== info.State?.StartedAt) parser.end(onLine);
+        }
         idle++;
       } catch (err) {
         if (this.stopped) break;
@@ -94,7 +136,6 @@ class Follower {
       if (this.stopped || this.retiring) break;
       await this.sleep(backoffDelay(this.deps.idle ?? IDLE, idle));
     }
-    clearTimeout(this.retireTimer);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -160,11 +201,36 @@ export class AppLogs {
     return [...this.followers.values()].filter(({ f }) => !f.gone).length;
   }
 
+  /**
+   * At start: forgets the cursors of containers the engine no longer has (removed while
+   * logmanager was not running). Only those known before the engine is asked: a follower
+   * may add one meanwhile. An engine that does not answer changes nothing.
+   */
+  async pruneCursors(): Promise<number> {
+    const known = [...this.deps.cursors.keys()];
+    if (!known.length) return 0;
+    let ids: string[];
+    try {
+      ids = (await this.deps.docker.listContainers({ all: true, abortSignal: AbortSignal.timeout(30_000) })).map((c) => c.Id);
+    } catch (err) {
+      this.deps.log.warn('cannot list containers; old container cursors kept', { error: (err as Error).message });
+      return 0;
+    }
+    let pruned = 0;
+    for (const key of known) {
+      // DomainStatus names containers by their full id; a prefix match keeps a shorter one too.
+      if (ids.some((id) => id.startsWith(key))) continue;
+      this.deps.cursors.delete(key);
+      pruned++;
+    }
+    return pruned;
+  }
+
   async stop(): Promise<void> {
     const all = [...[...this.followers.values()].map(({ f }) => f), ...this.retiring];
     this.followers.clear();
     this.retiring.clear();
-    for (const f of all) f.stop();
+    for (const f of all) f.stop(true);
     await Promise.all(all.map((f) => f.done));
   }
 }

@@ -18,7 +18,8 @@ export class Intake implements RelaySink {
   private levels?: RelayLevels;
   private readonly appLevels = new Map<string, RemoteLevel>();
 
-  constructor(private readonly queue: LogQueue, private readonly log: Logger) {}
+  /** spoolFiles: the relays' spool files now (taken when a relay connects). */
+  constructor(private readonly queue: LogQueue, private readonly log: Logger, private readonly spoolFiles: () => readonly string[] = () => []) {}
 
   /** The levels the relays should apply, once the config items are known. */
   get relayLevels(): RelayLevels | undefined { return this.levels; }
@@ -50,6 +51,14 @@ export class Intake implements RelaySink {
     this.queue.flush();
   }
 
+  durable(done: () => void): void {
+    this.queue.whenDurable(done);
+  }
+
+  connected(): void {
+    this.ingestSpool(this.spoolFiles());
+  }
+
   appOutput(app: AppContainer, out: OutputLine): void {
     let level = this.appLevels.get(app.name);
     if (level === undefined) {
@@ -57,7 +66,7 @@ export class Intake implements RelaySink {
       this.appLevels.set(app.name, level);
     }
     const time = out.time || new Date().toISOString();
-    const l = appLine(app, out.stream, time, out.msg);
+    const l = appLine(app, out.stream, time, out.msg, out.note);
     if (!passes(l.level, level)) {
       this.queue.addFiltered(1);
       return;
@@ -65,7 +74,7 @@ export class Intake implements RelaySink {
     this.queue.addAppLine(app.containerId, l.json, time);
   }
 
-  /** Lines relays left at exit: taken into the queue, then the file is removed. */
+  /** Lines relays left at exit: taken into the queue and synced, then the file is removed. */
   ingestSpool(files: readonly string[]): number {
     let lines = 0;
     for (const file of files) {
@@ -81,7 +90,7 @@ export class Intake implements RelaySink {
         relayRecord(rec, this);
         lines++;
       }
-      this.queue.flush();
+      this.queue.syncNow();
       fs.rmSync(file, { force: true });
     }
     return lines;

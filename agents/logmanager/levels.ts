@@ -42,8 +42,13 @@ function isLevel(v: unknown): v is Level {
   return typeof v === 'string' && Object.prototype.hasOwnProperty.call(LEVEL_RANK, v);
 }
 
+/** What a cut message ends with: how long it was. */
+export function cutNote(chars: number): string {
+  return `… [cut: ${chars} characters]`;
+}
+
 function cut(s: string): string {
-  return s.length > MAX_MSG_CHARS ? `${s.slice(0, MAX_MSG_CHARS)}… [cut: ${s.length} characters]` : s;
+  return s.length > MAX_MSG_CHARS ? `${s.slice(0, MAX_MSG_CHARS)}${cutNote(s.length)}` : s;
 }
 
 /** An agent's line, ready for a batch: its LogLine as JSON, and what the level filter needs. */
@@ -80,10 +85,12 @@ export function agentLine(text: string, fallbackSource: string, now: () => strin
 }
 
 /** An app's output line: stdout is info, stderr warn. Built as text (the hot path of a burst);
- *  the same JSON as JSON.stringify of the LogLine, fields in its order. */
-export function appLine(app: { name: string; appId: string }, stream: 'stdout' | 'stderr', time: string, msg: string): { json: string; level: Level } {
+ *  the same JSON as JSON.stringify of the LogLine, fields in its order. `note`: the reader cut
+ *  the line already (docker-lines.ts) and says how; it follows msg as it is. */
+export function appLine(app: { name: string; appId: string }, stream: 'stdout' | 'stderr', time: string, msg: string, note?: string): { json: string; level: Level } {
   const level: Level = stream === 'stderr' ? 'warn' : 'info';
-  const json = `{"time":${JSON.stringify(time)},"source":"app","level":"${level}","msg":${JSON.stringify(cut(msg))},` +
+  const text = note === undefined ? cut(msg) : msg + note;
+  const json = `{"time":${JSON.stringify(time)},"source":"app","level":"${level}","msg":${JSON.stringify(text)},` +
     `"app":${JSON.stringify(app.name)},"appId":${JSON.stringify(app.appId)},"stream":"${stream}"}`;
   return { json, level };
 }

@@ -10,7 +10,7 @@ import { logBatchKey, type LogBatch, type LogBatchSchema, type LogManagerStatus 
 import { CONFIG_ITEMS } from '../../pubsub/collections/config-items';
 import { OpenBatch, RatioEstimate, type BatchPart } from './batcher';
 import { normTime, type Cursor } from './docker-lines';
-import { droppedBefore, planQuota, planRestart, planWindow, type Dropped, type Queued } from './queue-plan';
+import { droppedBefore, planQuota, planRestart, planWindow, rebuiltNextSeq, type Dropped, type Queued } from './queue-plan';
 import { appRecord, droppedRecord, lineRecord, type CollectRecord, type Ledger, type QueueStore } from './queue-store';
 
 /** Batches on the bus at once, waiting for the controller. */
@@ -37,6 +37,9 @@ export class LogQueue {
   private readonly ratio = new RatioEstimate();
   private pending: string[] = [];
   private flushScheduled = false;
+  private durableWaiters: Array<() => void> = [];
+  private syncScheduled = false;
+  private syncRunning = false;
   private closeTimer?: NodeJS.Timeout;
   private quotaBytes = CONFIG_ITEMS['log.queue.max.mib'].default * 1024 * 1024;
   private timerMs = CONFIG_ITEMS['timer.log.batch'].default * 1000;
@@ -61,13 +64,12 @@ export class LogQueue {
   recover(): void {
     const { store } = this.opts;
     const listing = store.listing();
-    // Rebuilt, the next seq follows the queue: a closing file past it is batched again.
-    const { ledger, problem } = store.readLedger(() => Math.max(0, ...listing.queue) + 1);
+    const { ledger, problem, rebuilt } = store.readLedger(() => rebuiltNextSeq(listing.queue, Date.now()), listing.queue.length + listing.closing.length);
     if (problem) {
-      this.problem = `log ledger unreadable, rebuilt from the queue: ${problem}`;
-      this.opts.log.error('log ledger unreadable; rebuilt from the queue', { problem });
+      this.problem = `log ledger unreadable, rebuilt from the queue (seqs go on from ${ledger.nextSeq}): ${problem}`;
+      this.opts.log.error('log ledger unreadable; rebuilt from the queue', { problem, nextSeq: ledger.nextSeq });
     }
-    const plan = planRestart(listing, ledger);
+    const plan = planRestart(listing, ledger, rebuilt);
     for (const seq of plan.deleteQueue) store.deleteBatch(seq);
     for (const seq of plan.deleteClosing) store.deleteClosing(seq);
     for (const seq of plan.staleCarried) delete ledger.carried[seq];
@@ -95,8 +97,9 @@ export class LogQueue {
       this.fill(store.readClosing(seq), batch);
       if (!batch.empty) {
         this.ledger.cursors = Object.fromEntries(this.cursors);
-        this.ledger.nextSeq = Math.max(this.ledger.nextSeq, seq);
-        this.commit(seq, batch.close());
+        // Its own seq, unless a rebuilt ledger's seqs went past it.
+        const at = Math.max(this.ledger.nextSeq, seq);
+        this.commit(at, batch.close());
       }
       store.deleteClosing(seq);
     }
@@ -138,6 +141,7 @@ export class LogQueue {
     this.open.addDropped(d, this.clock());
     this.write(droppedRecord(d));
     this.ledger.totals.droppedLines += d.lines;
+    this.ledgerDirty = true;
     this.added();
   }
 
@@ -146,12 +150,29 @@ export class LogQueue {
     this.ledgerDirty = true;
   }
 
-  /** Writes what was added to the collect file (the relay acknowledges after this). */
+  /** Writes what was added to the collect file. */
   flush(): void {
     if (!this.pending.length || this.stopped) return;
     const text = this.pending.join('');
     this.pending = [];
     this.opts.store.append(text);
+  }
+
+  /**
+   * `done` runs once every line added so far is on disk: the collect file synced (fdatasync),
+   * as a relay's ack promises. One sync at a time serves every caller since the last, so
+   * relays' acks are grouped rather than costing a sync per chunk.
+   */
+  whenDurable(done: () => void): void {
+    this.flush();
+    this.durableWaiters.push(done);
+    this.scheduleSync();
+  }
+
+  /** The same, now (synchronous). */
+  syncNow(): void {
+    this.flush();
+    if (!this.stopped) this.opts.store.syncCollectNow();
   }
 
   /** Closes the open batch now: compressed, queued, the oldest over the quota dropped, the window published. */
@@ -212,7 +233,7 @@ export class LogQueue {
   stop(): void {
     clearTimeout(this.closeTimer);
     this.closeTimer = undefined;
-    this.flush();
+    this.syncNow();
     this.store();
     this.stopped = true;
     this.opts.store.closeCollect();
@@ -239,6 +260,28 @@ export class LogQueue {
       this.closeTimer = undefined;
       this.closeBatch();
     }, Math.max(0, this.timerMs - age));
+  }
+
+  private scheduleSync(): void {
+    if (this.syncRunning || this.syncScheduled || !this.durableWaiters.length) return;
+    this.syncScheduled = true;
+    // After this turn's other chunks: they share the sync.
+    setImmediate(() => {
+      this.syncScheduled = false;
+      const waiters = this.durableWaiters;
+      this.durableWaiters = [];
+      this.flush();
+      this.syncRunning = true;
+      const done = (err: NodeJS.ErrnoException | null): void => {
+        this.syncRunning = false;
+        // The lines are still in the open batch, which goes out with its close: the ack stands.
+        if (err) this.warn.warn('sync', 'cannot sync logmanager\'s collect file', { error: err.message });
+        for (const w of waiters) w();
+        this.scheduleSync();
+      };
+      if (this.stopped) done(null);
+      else this.opts.store.syncCollect(done);
+    });
   }
 
   private write(record: string): void {

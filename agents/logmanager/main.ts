@@ -41,7 +41,7 @@ Publishes LogManagerStatus (queued, sent, dropped and filtered counts; key globa
     const store = new QueueStore(path.join(ctx.dirs.persist, 'logmanager'));
     const queue = new LogQueue({ store, publication: ctx.publish(LogBatchCollection), log, setTimeout: (fn, ms) => ctx.setTimeout(fn, ms) });
     const statusPub = ctx.publish(LogManagerStatusCollection);
-    const intake = new Intake(queue, log);
+    const intake = new Intake(queue, log, () => store.spoolFiles());
     queue.recover();
     intake.ingestSpool(store.spoolFiles());
     queue.closeBatch();
@@ -49,6 +49,7 @@ Publishes LogManagerStatus (queued, sent, dropped and filtered counts; key globa
     const server = new RelayServer(logRelaySocketPath(ctx.dirs.run), intake, log);
     await server.start();
     const apps = new AppLogs({ docker: dockerClient(ctx.settings), cursors: queue.cursors, onLine: (a, l) => intake.appOutput(a, l), log });
+    void apps.pruneCursors().then((n) => { if (n) log.info('forgot the cursors of containers the engine no longer has', { containers: n }); });
 
     const onItems = (items: Readonly<Record<string, string>> | undefined): void => {
       intake.setItems(items);
@@ -65,6 +66,7 @@ Publishes LogManagerStatus (queued, sent, dropped and filtered counts; key globa
     const follow = (): void => apps.update(domains.getAll().values());
     const domains = ctx.subscribe(DomainStatusCollection, { create: follow, modify: follow, delete: follow });
 
+    // publish() sends nothing when the status equals the last one: so it goes out only when it changed.
     ctx.setInterval(() => {
       queue.sync();
       statusPub.publish('global', queue.status());

@@ -93,6 +93,17 @@ export function planWindow(queue: readonly Queued[], published: Iterable<number>
   };
 }
 
+/**
+ * Where seqs go on after the ledger was rebuilt. The queue on disk may be empty while the
+ * controller already holds batches up to any seq (it answers "stored already" for a seq it
+ * has, and that batch would be lost), so seqs jump to the time: seconds since 1970 times 100
+ * (12 digits), past anything a device sends at 100 batches a second or less. The controller
+ * sees the gap.
+ */
+export function rebuiltNextSeq(queued: readonly number[], nowMs: number): number {
+  return Math.max(Math.max(0, ...queued) + 1, Math.floor(nowMs / 1000) * 100);
+}
+
 /** What a start finds under <persist>/logmanager/. */
 export interface DiskListing {
   /** Seqs of queue files. */
@@ -116,8 +127,11 @@ export interface RestartPlan {
  * The ledger's nextSeq is the commit point of a close: a close renames the collect file to
  * collect.<nextSeq>, writes its queue files from nextSeq on, then writes the ledger with the
  * new nextSeq, then removes the collect file. Whatever a crash left behind is decided here.
+ * A `rebuilt` ledger (the real one was damaged or lost) knows no commit point: every queued
+ * batch is kept, and every closing file is batched again (some lines may come twice; none is lost).
  */
-export function planRestart(disk: DiskListing, ledger: { nextSeq: number; dropping: readonly number[]; carried: Carried }): RestartPlan {
+export function planRestart(disk: DiskListing, ledger: { nextSeq: number; dropping: readonly number[]; carried: Carried }, rebuilt = false): RestartPlan {
+  if (rebuilt) return { deleteQueue: [], deleteClosing: [], rebatch: [...disk.closing].sort((a, b) => a - b), staleCarried: [] };
   const dropping = new Set(ledger.dropping);
   const deleteQueue = disk.queue.filter((s) => s >= ledger.nextSeq || dropping.has(s)).sort((a, b) => a - b);
   const kept = new Set(disk.queue.filter((s) => !deleteQueue.includes(s)));

@@ -5,6 +5,8 @@
 // written atomically), and the relays' spool files. Thin: decisions are elsewhere.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { fsyncDir, isTempFile, writeFileAtomicSync, writeJsonAtomicSync } from '../../lib/atomic-file';
 import { logBatchKey } from '../../pubsub/collections/logs';
 import type { Cursor } from './docker-lines';
@@ -33,6 +35,27 @@ export interface Ledger {
   cursors: Record<string, Cursor>;
   totals: Totals;
   lastAckAt?: string;
+}
+
+const Count = Type.Integer({ minimum: 0 });
+const DroppedSchema = Type.Object({ lines: Count, batches: Count, reason: Type.String() });
+/** What a ledger read back must look like (fields a ledger may lack take their defaults). */
+const LedgerFileSchema = Type.Object({
+  nextSeq: Type.Integer({ minimum: 1 }),
+  carried: Type.Optional(Type.Record(Type.Integer(), DroppedSchema, { additionalProperties: false })),
+  dropping: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }))),
+  cursors: Type.Optional(Type.Record(Type.String(), Type.Object({ t: Type.String(), n: Type.Integer({ minimum: 1 }) }))),
+  totals: Type.Optional(Type.Object({
+    sentBatches: Type.Optional(Count), sentLines: Type.Optional(Count), droppedLines: Type.Optional(Count), filteredLines: Type.Optional(Count),
+  })),
+  lastAckAt: Type.Optional(Type.String()),
+});
+
+/** Why a ledger read back cannot be used, naming the field; undefined when it can. */
+export function ledgerProblem(value: unknown): string | undefined {
+  if (Value.Check(LedgerFileSchema, value)) return undefined;
+  const e = Value.Errors(LedgerFileSchema, value).First();
+  return e ? `field ${e.path || '/'}: ${e.message}` : 'not a ledger';
 }
 
 export function emptyLedger(): Ledger {
@@ -74,8 +97,14 @@ export class QueueStore {
   readonly collectPath: string;
   private readonly ledgerPath: string;
   private fd?: number;
+  /** Syncs in flight per fd, and fds to close once theirs are done. */
+  private readonly syncing = new Map<number, number>();
+  private readonly closeAfterSync = new Set<number>();
+  private readonly datasync: typeof fs.fdatasync;
 
-  constructor(readonly dir: string) {
+  /** datasync: fs.fdatasync unless a test watches it. */
+  constructor(readonly dir: string, opts: { datasync?: typeof fs.fdatasync } = {}) {
+    this.datasync = opts.datasync ?? fs.fdatasync;
     this.queueDir = path.join(dir, 'queue');
     this.spoolDir = path.join(dir, 'spool');
     this.collectPath = path.join(dir, 'collect.ndjson');
@@ -98,24 +127,36 @@ export class QueueStore {
     return { queue: queue.sort((a, b) => a - b), closing, bytes };
   }
 
-  /** The ledger; a missing one is a first start; an unreadable one is moved aside and rebuilt from the queue. */
-  readLedger(rebuildFrom: () => number): { ledger: Ledger; problem?: string } {
+  /**
+   * The ledger. A missing one is a first start, unless batch files are on disk (`files`). One
+   * that cannot be used (unreadable, not JSON, a field of the wrong type) is moved aside; then,
+   * as when it is missing beside batch files, the ledger is `rebuilt`: nextSeq from `rebuildFrom`,
+   * the rest empty.
+   */
+  readLedger(rebuildFrom: () => number, files = 0): { ledger: Ledger; problem?: string; rebuilt: boolean } {
     let text: string;
     try {
       text = fs.readFileSync(this.ledgerPath, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ledger: emptyLedger() };
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!files) return { ledger: emptyLedger(), rebuilt: false };
+      return { ledger: { ...emptyLedger(), nextSeq: rebuildFrom() }, problem: `${this.ledgerPath} is missing while ${files} batch files are on disk`, rebuilt: true };
     }
+    let problem: string;
     try {
-      const l = JSON.parse(text) as Ledger;
-      if (!Number.isSafeInteger(l.nextSeq) || l.nextSeq < 1) throw new Error('field nextSeq is not a positive integer');
-      return { ledger: { ...emptyLedger(), ...l, totals: { ...emptyLedger().totals, ...l.totals } } };
+      const l: unknown = JSON.parse(text);
+      const bad = ledgerProblem(l);
+      if (!bad) {
+        const ok = l as Partial<Ledger> & { nextSeq: number };
+        return { ledger: { ...emptyLedger(), ...ok, totals: { ...emptyLedger().totals, ...ok.totals } }, rebuilt: false };
+      }
+      problem = bad;
     } catch (err) {
-      const aside = `${this.ledgerPath}.corrupt-${Date.now()}`;
-      fs.renameSync(this.ledgerPath, aside);
-      return { ledger: { ...emptyLedger(), nextSeq: rebuildFrom() }, problem: `${this.ledgerPath}: ${(err as Error).message}; moved to ${aside}` };
+      problem = (err as Error).message;
     }
+    const aside = `${this.ledgerPath}.corrupt-${Date.now()}`;
+    fs.renameSync(this.ledgerPath, aside);
+    return { ledger: { ...emptyLedger(), nextSeq: rebuildFrom() }, problem: `${this.ledgerPath}: ${problem}; moved to ${aside}`, rebuilt: true };
   }
 
   writeLedger(l: Ledger): void {
@@ -190,10 +231,42 @@ export class QueueStore {
     fs.writeSync(this.fd, text);
   }
 
+  /** Makes what was appended so far durable (fdatasync, off the event loop); then `done`. A file
+   *  rotated meanwhile is synced all the same (its fd is closed after). */
+  syncCollect(done: (err: NodeJS.ErrnoException | null) => void): void {
+    const fd = this.fd;
+    if (fd === undefined) {
+      done(null);
+      return;
+    }
+    this.syncing.set(fd, (this.syncing.get(fd) ?? 0) + 1);
+    this.datasync(fd, (err) => {
+      const left = (this.syncing.get(fd) ?? 1) - 1;
+      if (left > 0) this.syncing.set(fd, left);
+      else {
+        this.syncing.delete(fd);
+        if (this.closeAfterSync.delete(fd)) fs.closeSync(fd);
+      }
+      done(err);
+    });
+  }
+
+  /** The same, now (before a spool file that held the lines is removed). */
+  syncCollectNow(): void {
+    if (this.fd !== undefined) fs.fdatasyncSync(this.fd);
+  }
+
+  private closeFd(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return;
+    if (this.syncing.has(fd)) this.closeAfterSync.add(fd);
+    else fs.closeSync(fd);
+  }
+
   /** The open collect file becomes collect.<seq>.ndjson (being closed) and a new one is opened. */
   rotateCollect(seq: number): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
+    this.closeFd();
     fs.renameSync(this.collectPath, this.closingPath(seq));
     fsyncDir(this.dir);
     this.fd = fs.openSync(this.collectPath, 'a', 0o600);
@@ -214,8 +287,7 @@ export class QueueStore {
   }
 
   closeCollect(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
+    this.closeFd();
   }
 
   // ---- spool files the relays leave at exit

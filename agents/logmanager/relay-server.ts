@@ -1,7 +1,7 @@
 // logmanager's end of the relay (lib/log-relay.ts): a unix socket every zedbox
 // process sends its log lines to. Each chunk's records are handed to the sink,
-// which stores them, and then acknowledged by count, so a relay re-sends only
-// what was not stored. The remote levels go out to every relay on connect and
+// which stores them, and acknowledged by count once they are on disk, so a relay
+// re-sends only what was not stored. The remote levels go out to every relay on connect and
 // on change. Its own notes go to the local log only: a note per bad line that
 // travelled back through the relay would feed itself.
 import * as fs from 'node:fs';
@@ -16,8 +16,13 @@ export interface RelaySink {
   dropped(lines: number, reason: string): void;
   /** Lines the remote level kept in a process's local log. */
   filtered(lines: number): void;
-  /** After each chunk, before its ack: what was handed over must be stored now. */
+  /** After each chunk: what was handed over must be stored now. */
   flush(): void;
+  /** `done` once what was handed over is on disk (a power cut keeps it): then it is acknowledged. */
+  durable(done: () => void): void;
+  /** A relay connected (a process started, or came back): lines an earlier process left in
+   *  the spool go in first, so each source's lines stay in order. */
+  connected(): void;
 }
 
 /** A line longer than this is cut: its first part is kept (as a warning naming the problem), the rest skipped. */
@@ -66,7 +71,8 @@ export class RelayServer {
     this.server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // What was stored is acknowledged already; what was not is the relays' to send again.
+    // Acks waiting for the disk go out first; what was not stored is the relays' to send again.
+    await new Promise<void>((resolve) => this.sink.durable(resolve));
     for (const s of this.sockets) s.end();
     const timer = setTimeout(() => { for (const s of this.sockets) s.destroy(); }, CLOSE_GRACE_MS);
     await closed;
@@ -79,6 +85,7 @@ export class RelayServer {
       socket.destroy();
       return;
     }
+    this.sink.connected();
     this.sockets.add(socket);
     socket.setEncoding('utf8');
     if (this.levelsLine) socket.write(this.levelsLine);
@@ -115,8 +122,10 @@ export class RelayServer {
       }
       this.sink.flush();
       if (records > acked) {
-        acked = records;
-        socket.write(`{"ctl":"ack","records":${records}}\n`);
+        const upTo = records;
+        acked = upTo;
+        // Acks are a running count, and waiters run in order: a later ack never overtakes.
+        this.sink.durable(() => { if (!socket.destroyed) socket.write(`{"ctl":"ack","records":${upTo}}\n`); });
       }
     });
     socket.on('error', () => undefined); // 'close' follows

@@ -1,7 +1,8 @@
 // The queue on a real disk, through the crash windows an integration test cannot
 // hit on purpose: a close that renamed its collect file and wrote a queue file but
 // died before its ledger write; drops written to the ledger but not yet deleted; a
-// torn last record; an unreadable ledger. Each restart ends with every line once.
+// torn last record; an unreadable, wrongly-shaped or lost ledger. Each restart ends
+// with every line once, and seqs never used twice.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -147,8 +148,95 @@ t.test('an unreadable ledger is moved aside, rebuilt from the queue, and reporte
   t.ok(fs.readdirSync(dir).some((n) => n.startsWith('ledger.json.corrupt-')), 'the bad file is kept for a person to see');
   b.queue.addLine(line('k3'), '2026-05-06T07:00:00.000Z');
   b.queue.closeBatch();
+  t.same([...b.published().keys()].sort((x, y) => x - y), [1, 2, timeSeq(b)], 'the next batch\'s seq jumps to the time');
   t.same(b.drain(), ['k1', 'k2', 'k3'], 'the queued batches survive and seqs do not collide');
   b.stop();
+});
+
+/** The seq of the batch published last (the newest). */
+function timeSeq(r: ReturnType<typeof rig>): number {
+  return Math.max(...r.published().keys());
+}
+
+t.test('a rebuilt ledger with an empty queue does not start seqs again at 1 (the controller holds those)', async (t) => {
+  const dir = tmp(t);
+  const a = rig(dir);
+  a.queue.recover();
+  for (const m of ['s1', 's2', 's3']) { a.queue.addLine(line(m), '2026-05-06T07:00:00.000Z'); a.queue.closeBatch(); }
+  t.same(a.drain(), ['s1', 's2', 's3'], 'seqs 1 to 3 stored at the controller');
+  a.stop();
+  fs.writeFileSync(path.join(dir, 'ledger.json'), 'not json');
+  const before = Math.floor(Date.now() / 1000) * 100;
+  const b = rig(dir);
+  b.queue.recover();
+  b.queue.addLine(line('s4'), '2026-05-06T07:00:00.000Z');
+  b.queue.closeBatch();
+  const seq = timeSeq(b);
+  t.ok(seq >= before && seq <= Math.floor(Date.now() / 1000) * 100, `seq ${seq} is the time times 100, not 1`);
+  t.match(b.queue.status().error, new RegExp(`seqs go on from ${seq}`), 'the status says where seqs go on');
+  t.same(b.drain(), ['s4']);
+  b.stop();
+  const c = rig(dir);
+  c.queue.recover();
+  c.queue.addLine(line('s5'), '2026-05-06T07:00:00.000Z');
+  c.queue.closeBatch();
+  t.same([...c.published().keys()], [seq + 1], 'and go on from there after a normal restart');
+  t.equal(c.queue.status().error, undefined, 'with nothing to report');
+  c.stop();
+});
+
+t.test('a rebuilt ledger keeps every queued batch and batches a closing file again', async (t) => {
+  const dir = tmp(t);
+  const a = rig(dir);
+  a.queue.recover();
+  for (const m of ['q1', 'q2']) { a.queue.addLine(line(m), '2026-05-06T07:00:00.000Z'); a.queue.closeBatch(); }
+  for (const m of ['c1', 'c2']) a.queue.addLine(line(m), '2026-05-06T07:00:00.000Z');
+  a.queue.flush();
+  a.store.rotateCollect(3); // a close that died before its commit...
+  a.stop();
+  fs.rmSync(path.join(dir, 'ledger.json')); // ...and the ledger lost (read as a first start, all were deleted)
+  const b = rig(dir);
+  b.queue.recover();
+  t.match(b.queue.status().error, /ledger\.json is missing while 3 batch files are on disk/, 'a ledger lost beside batch files is reported');
+  t.same(b.drain(), ['q1', 'q2', 'c1', 'c2'], 'nothing lost');
+  t.same(fs.readdirSync(dir).filter((n) => n.startsWith('collect.0')), [], 'the closing file is gone once batched');
+  b.stop();
+});
+
+t.test('a ledger of valid JSON but the wrong shape is set aside and rebuilt, not a crash at every start', async (t) => {
+  const dir = tmp(t);
+  const a = rig(dir);
+  a.queue.recover();
+  for (const m of ['w1', 'w2']) { a.queue.addLine(line(m), '2026-05-06T07:00:00.000Z'); a.queue.closeBatch(); }
+  a.stop();
+  const ledgerPath = path.join(dir, 'ledger.json');
+  const good = JSON.parse(fs.readFileSync(ledgerPath, 'utf8')) as Record<string, unknown>;
+  const shapes: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['cursors: null', { ...good, cursors: null }, /field \/cursors/],
+    ['totals.sentLines a string', { ...good, totals: { sentLines: 'many' } }, /field \/totals\/sentLines/],
+    ['dropping: {}', { ...good, dropping: {} }, /field \/dropping/],
+    ['carried under a word', { ...good, carried: { six: { lines: 1, batches: 1, reason: 'r' } } }, /field \/carried/],
+  ];
+  for (const [what, value, field] of shapes) {
+    fs.writeFileSync(ledgerPath, JSON.stringify(value));
+    const b = rig(dir);
+    t.doesNotThrow(() => b.queue.recover(), `${what}: logmanager starts`);
+    t.match(b.queue.status().error, field, `${what}: the status names the field`);
+    t.same([...b.published().keys()].sort((x, y) => x - y), [1, 2], `${what}: the queue survives`);
+    b.stop();
+  }
+  t.equal(fs.readdirSync(dir).filter((n) => n.startsWith('ledger.json.corrupt-')).length >= 1, true, 'the bad files are kept for a person to see');
+});
+
+t.test('lines a relay reports dropped are counted in the ledger at the next sync, like every counter', async (t) => {
+  const dir = tmp(t);
+  const a = rig(dir);
+  a.queue.recover();
+  a.queue.addDropped({ lines: 7, batches: 0, reason: 'agent buffer full' });
+  a.queue.sync();
+  const ledger = JSON.parse(fs.readFileSync(path.join(dir, 'ledger.json'), 'utf8')) as { totals: { droppedLines: number } };
+  t.equal(ledger.totals.droppedLines, 7);
+  a.stop();
 });
 
 t.test('an unreadable queue file is set aside and reported; the others go on', async (t) => {

@@ -2,7 +2,7 @@
 // window, never the newest), the exact droppedBefore they leave on the next kept
 // batch, the window sliding as acks come, and what a restart finds on disk.
 import t from 'tap';
-import { droppedBefore, mergeDropped, planQuota, planRestart, planWindow, quotaReason, windowSeqs, type Dropped, type Queued } from '../../agents/logmanager/queue-plan';
+import { droppedBefore, mergeDropped, planQuota, planRestart, planWindow, quotaReason, rebuiltNextSeq, windowSeqs, type Dropped, type Queued } from '../../agents/logmanager/queue-plan';
 
 const MiB = 1024 * 1024;
 const q = (seq: number, lines = 100, bytes = 100_000, own?: Dropped): Queued => ({ seq, bytes, lines, firstAt: `t${seq}`, ...(own ? { own } : {}) });
@@ -109,4 +109,19 @@ t.test('restart: what a crash left is cleaned up or batched again, by the ledger
     deleteQueue: [5], deleteClosing: [], rebatch: [], staleCarried: [],
   });
   t.same(planRestart({ queue: [], closing: [] }, { nextSeq: 1, dropping: [], carried: {} }), { deleteQueue: [], deleteClosing: [], rebatch: [], staleCarried: [] }, 'first start');
+});
+
+t.test('a rebuilt ledger: seqs jump to the time, so none the controller may hold is used again', async (t) => {
+  const now = Date.parse('2026-05-06T07:00:00.500Z');
+  const fromTime = Math.floor(now / 1000) * 100;
+  t.equal(rebuiltNextSeq([], now), fromTime, 'an empty queue does not start again at 1');
+  t.equal(String(fromTime).length, 12, '12 digits, as batch keys are');
+  t.equal(rebuiltNextSeq([3, 9], now), fromTime, 'past a small queue');
+  t.equal(rebuiltNextSeq([fromTime + 5], now), fromTime + 6, 'past a queue already past the time (an earlier rebuild, a clock set back)');
+});
+
+t.test('a rebuilt ledger deletes no queued batch, and batches every closing file again', async (t) => {
+  const disk = { queue: [3, 4, 5, 12, 13], closing: [14, 12] };
+  const ledger = { nextSeq: rebuiltNextSeq(disk.queue, Date.now()), dropping: [], carried: {} };
+  t.same(planRestart(disk, ledger, true), { deleteQueue: [], deleteClosing: [], rebatch: [12, 14], staleCarried: [] });
 });
