@@ -23,6 +23,8 @@ import { buildStatus, dropStaleResults } from './status-build';
 
 /** How often the local configuration directory is looked at for changes. */
 const LOCAL_POLL_MS = 1000;
+/** How long a stop waits for a pass in progress. */
+const STOP_WAIT_MS = 1000;
 
 export interface NimOptions {
   /** The resolver file nim writes in configuration mode (ZEDBOX_RESOLV_CONF or /etc/resolv.conf). */
@@ -101,8 +103,11 @@ export class NimAgent {
     this.runner.trigger();
     await untilAborted(ctx.signal);
     stopWatch();
-    await this.runner.idle();
-    await this.statusRunner.idle();
+    // A pass may be in a connectivity test (up to timer.port.timeout, 15 s): the stop does not wait
+    // for it past a second. The applier refuses anything once stopped, so a late pass changes nothing.
+    const settled = (p: Promise<void>): Promise<void> => Promise.race([p, new Promise<void>((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
+    await settled(this.runner.idle());
+    await settled(this.statusRunner.idle());
     await this.applier.stop();
   }
 
