@@ -42,3 +42,10 @@ export function mqttOptions(ep: BrokerEndpoint, id: ClientIdentity): IClientOpti
     ...(id.will ? { will: id.will } : {}),
   };
 }
+
+/** Where a broker URL points: host (IPv6 without brackets), port (mqtt 1883, mqtts 8883 by default), TLS or not. */
+export function brokerAddress(url: string): { host: string; port: number; tls: boolean } {
+  const u = new URL(url);
+  const tls = u.protocol === 'mqtts:';
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : tls ? 8883 : 1883, tls };
+}

@@ -7,8 +7,9 @@ import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Provisioning } from '../../api/provisioning';
+import { brokerAddress } from '../../lib/mqtt-options';
 import { errnoWords, openProxyTunnel } from '../../lib/proxy-tunnel';
-import type { NetworkPortConfig } from '../../pubsub/collections/network';
+import { isUsableAddress, type NetworkPortConfig } from '../../pubsub/collections/network';
 import type { Outcome } from './dpc-manager';
 import { isDevicePort, type HostView } from './host-observer';
 import { ipJson } from './link-driver';
@@ -58,10 +59,7 @@ export interface TestResult {
 /** The broker from the provisioning file (mqtt:// defaults to port 1883, mqtts:// to 8883). */
 export function brokerTarget(p: Provisioning | undefined): BrokerTarget | undefined {
   if (!p) return undefined;
-  const u = new URL(p.broker.url);
-  const secure = u.protocol === 'mqtts:';
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  return { host, port: u.port ? Number(u.port) : secure ? 8883 : 1883, tls: secure, ...(p.broker.caPem ? { caPem: p.broker.caPem } : {}) };
+  return { ...brokerAddress(p.broker.url), ...(p.broker.caPem ? { caPem: p.broker.caPem } : {}) };
 }
 
 const CLOCK_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
@@ -194,7 +192,7 @@ export async function testConfig(i: ConfigTestInput): Promise<TestResult> {
  * `ip route get` names for the broker; without a controller, any usable address is success.
  */
 export async function testHost(view: HostView, target: BrokerTarget | undefined, timeoutMs: number, now: number): Promise<TestResult> {
-  const usable = view.links.filter(isDevicePort).some((l) => view.addrs.some((a) => a.ifName === l.ifName && a.family === 'inet' && !a.cidr.startsWith('169.254.')));
+  const usable = view.links.filter(isDevicePort).some((l) => view.addrs.some((a) => a.ifName === l.ifName && a.family === 'inet' && isUsableAddress(a.cidr)));
   if (!target) return { outcome: usable ? { state: 'success' } : { state: 'fail', error: 'no port has a usable address' }, ports: [] };
   const where = `broker ${target.host}:${target.port}`;
   let ip: string;

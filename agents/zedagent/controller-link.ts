@@ -11,7 +11,7 @@ import { seal } from '../../api/envelope';
 import type { Signer } from '../../lib/keys';
 import { KINDS, type StatusBody } from '../../api/messages';
 import { topics } from '../../api/topics';
-import { mqttOptions, type BrokerEndpoint } from '../../lib/mqtt-options';
+import { brokerAddress, mqttOptions, type BrokerEndpoint } from '../../lib/mqtt-options';
 import { DeferredStream, openProxyTunnel, redactProxy } from '../../lib/proxy-tunnel';
 import type { Logger } from '../../lib/log';
 import type { OutMessage } from './outbox';
@@ -120,14 +120,13 @@ export class ControllerLink {
 
   /** TCP (TLS for mqtts) to the broker, through the port's HTTP proxy when it has one. */
   private openStream(): Duplex {
-    const u = new URL(this.endpoint.url);
-    const secure = u.protocol === 'mqtts:';
-    const host = u.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(u.port || (secure ? 8883 : 1883));
+    const { host, port, tls: secure } = brokerAddress(this.endpoint.url);
     const tlsOptions = { ...(net.isIP(host) ? {} : { servername: host }), ...(this.endpoint.caPem ? { ca: this.endpoint.caPem } : {}), rejectUnauthorized: true };
     const proxy = this.proxy();
-    if (!proxy) this.proxyInUse = undefined;
-    if (!proxy) return secure ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
+    if (!proxy) {
+      this.proxyInUse = undefined;
+      return secure ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
+    }
     if (this.proxyInUse !== proxy) this.log.info('reaching the controller broker through a proxy', { proxy: redactProxy(proxy) });
     this.proxyInUse = proxy;
     return new DeferredStream(async (track) => {

@@ -5,12 +5,10 @@ import t from 'tap';
 import type { Provisioning } from '../../api/provisioning';
 import { probeController } from '../../tools/diag/probe';
 import { freePort } from '../lib/config-builder';
+import { testProvisioning } from '../lib/provisioning';
 import { startTinyproxy } from '../lib/tinyproxy';
 
-const prov = (port: number): Provisioning => ({
-  broker: { url: `mqtt://127.0.0.1:${port}` }, onboarding: { username: 'onboard', password: 'onboard-password' },
-  serial: 'diag-1', token: 'token-0123456789', controllerPublicKey: Buffer.alloc(32, 7).toString('base64'),
-});
+const prov = (port: number): Provisioning => testProvisioning(`mqtt://127.0.0.1:${port}`, 'diag-1');
 
 t.test('through the port\'s proxy, as zedagent\'s link goes', async (t) => {
   const broker = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1');

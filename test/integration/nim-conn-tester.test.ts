@@ -6,19 +6,16 @@ import * as net from 'node:net';
 import t from 'tap';
 import { brokerTarget, probeBroker, testHost } from '../../agents/nim/conn-tester';
 import { observeHost } from '../../agents/nim/host-observer';
-import type { Provisioning } from '../../api/provisioning';
 import { freePort } from '../lib/config-builder';
 import { startTinyproxy } from '../lib/tinyproxy';
 import { startMosquitto } from '../lib/mosquitto';
+import { testProvisioning } from '../lib/provisioning';
 
-const provisioning = (url: string): Provisioning => ({
-  broker: { url }, onboarding: { username: 'u', password: 'p' }, serial: 's1', token: 'token-0123456789', controllerPublicKey: 'A'.repeat(43) + '=',
-});
 
 t.test('the broker from the provisioning file', async (t) => {
-  t.same(brokerTarget(provisioning('mqtt://10.0.0.1')), { host: '10.0.0.1', port: 1883, tls: false });
-  t.same(brokerTarget({ ...provisioning('mqtts://ctl.example:9883'), broker: { url: 'mqtts://ctl.example:9883', caPem: 'PEM' } }), { host: 'ctl.example', port: 9883, tls: true, caPem: 'PEM' });
-  t.equal(brokerTarget(provisioning('mqtts://ctl.example'))!.port, 8883);
+  t.same(brokerTarget(testProvisioning('mqtt://10.0.0.1')), { host: '10.0.0.1', port: 1883, tls: false });
+  t.same(brokerTarget({ ...testProvisioning('mqtts://ctl.example:9883'), broker: { url: 'mqtts://ctl.example:9883', caPem: 'PEM' } }), { host: 'ctl.example', port: 9883, tls: true, caPem: 'PEM' });
+  t.equal(brokerTarget(testProvisioning('mqtts://ctl.example'))!.port, 8883);
   t.equal(brokerTarget(undefined), undefined, 'no provisioning file: no controller');
 });
 

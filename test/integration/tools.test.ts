@@ -5,6 +5,7 @@ import t from 'tap';
 import * as net from 'node:net';
 import { BIN, ZEDBOX, msgIs, run, start, tempDirs } from '../lib/proc';
 import { freePort } from '../lib/config-builder';
+import { testProvisioning } from '../lib/provisioning';
 import { waitUntil } from '../lib/wait';
 
 t.test('ipcmonitor and diag against zedbox running two agents', async (t) => {
@@ -55,10 +56,7 @@ t.test('diag probes the controller\'s broker itself when nothing on the device c
   t.teardown(dirs.cleanup);
   fs.mkdirSync(dirs.config, { recursive: true });
   const closed = await freePort();
-  const provision = (port: number): void => fs.writeFileSync(path.join(dirs.config, 'controller.json'), JSON.stringify({
-    broker: { url: `mqtt://127.0.0.1:${port}` }, onboarding: { username: 'onboard', password: 'onboard-password' },
-    serial: 'diag-1', token: 'token-0123456789', controllerPublicKey: Buffer.alloc(32, 7).toString('base64'),
-  }));
+  const provision = (port: number): void => fs.writeFileSync(path.join(dirs.config, 'controller.json'), JSON.stringify(testProvisioning(`mqtt://127.0.0.1:${port}`, 'diag-1')));
   provision(closed);
   const refused = await run(BIN('diag'), ['--once', ...dirs.flags]);
   t.match(refused.out, 'serial diag-1  not onboarded yet');

@@ -21,6 +21,7 @@ import {
 import type { Publication } from '../../pubsub/publication';
 import type { Subscription } from '../../pubsub/subscription';
 import { ROOT, start, type Proc } from './proc';
+import { testProvisioning } from './provisioning';
 
 export const BROKER_IP = '10.200.9.1';
 export const BROKER_PORT = 1883;
@@ -135,13 +136,7 @@ export class NimLab {
 
   /** The provisioning file that points nim at the broker (keys need only be well-formed). */
   writeProvisioning(): void {
-    fs.writeFileSync(path.join(this.dirs.config, 'controller.json'), JSON.stringify({
-      broker: { url: `mqtt://${BROKER_IP}:${BROKER_PORT}` },
-      onboarding: { username: 'onboard', password: 'onboard' },
-      serial: `nim-${this.id}`,
-      token: 'token-0123456789',
-      controllerPublicKey: Buffer.alloc(32, 7).toString('base64'),
-    }));
+    fs.writeFileSync(path.join(this.dirs.config, 'controller.json'), JSON.stringify(testProvisioning(`mqtt://${BROKER_IP}:${BROKER_PORT}`, `nim-${this.id}`)));
   }
 
   /** busybox udhcpd on the router's end of a port; `fixed` maps MACs to addresses (no ARP probe, so leases are quick). */
