@@ -3,7 +3,7 @@
 // name that same device in its body, and must fit its schema; an info older than
 // the one stored for the same object (an old retained message, or a replay) is
 // dropped. Counters say what came in and why anything was turned away.
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { openEnvelope } from '../api/envelope';
 import { verifierFor } from '../lib/keys';
@@ -40,6 +40,26 @@ const APP_METRICS = TypeCompiler.Compile(AppMetricsSchema);
 function firstError(check: TypeCheck<TSchema>, value: unknown, prefix = ''): string {
   const e = check.Errors(value).First();
   return e ? `${prefix}${e.path || '/'} ${e.message}` : 'wrong shape';
+}
+
+export type DeviceMessageRefusal = { ok: false; reason: 'unknown-device' | 'malformed' | 'kind' | 'signature' | 'body' | 'schema' | 'device-mismatch'; error: string };
+
+/**
+ * A device's message on its own topic, opened as every ingest opens one: the device is onboarded, its
+ * key signed the envelope as `kind`, the body has its schema and names the topic's device.
+ */
+export function openDeviceMessage<S extends TSchema>(
+  state: StateDir, uuid: string, kind: string, payload: Buffer, check: TypeCheck<S>,
+): { ok: true; body: Static<S> } | DeviceMessageRefusal {
+  const device = state.deviceById(uuid);
+  if (!device?.signPublicKey) return { ok: false, reason: 'unknown-device', error: `no onboarded device ${uuid}` };
+  const opened = openEnvelope(payload, kind, verifierFor(device.signPublicKey));
+  if (!opened.ok) return { ok: false, reason: opened.reason, error: opened.error };
+  const body = opened.body;
+  if (!check.Check(body)) return { ok: false, reason: 'schema', error: firstError(check, body) };
+  const named = (body as { deviceId?: unknown }).deviceId;
+  if (named !== uuid) return { ok: false, reason: 'device-mismatch', error: `body names device ${String(named)}` };
+  return { ok: true, body };
 }
 
 /** The parts of a body the envelope schema leaves open: an info value, the metrics of the device and its apps. */
@@ -93,17 +113,10 @@ export class Ingest {
     if (!t || (t.type !== 'info' && t.type !== 'metrics' && t.type !== 'status') || payload.length === 0) {
       return { accepted: false, reason: 'ignored' };
     }
-    const device = this.state.deviceById(t.uuid);
-    if (!device?.signPublicKey) return { accepted: false, reason: 'unknown-device', error: `no onboarded device ${t.uuid}` };
     const kind = t.type === 'info' ? KINDS.info : t.type === 'metrics' ? KINDS.metrics : KINDS.status;
-    const opened = openEnvelope(payload, kind, verifierFor(device.signPublicKey));
+    const opened = openDeviceMessage(this.state, t.uuid, kind, payload, BODY_CHECKS[t.type] as TypeCheck<TSchema>);
     if (!opened.ok) return { accepted: false, reason: opened.reason, error: opened.error };
     const body = opened.body;
-    const check = BODY_CHECKS[t.type];
-    if (!check.Check(body)) return { accepted: false, reason: 'schema', error: firstError(check, body) };
-    if ((body as { deviceId: string }).deviceId !== t.uuid) {
-      return { accepted: false, reason: 'device-mismatch', error: `body names device ${(body as { deviceId: string }).deviceId}` };
-    }
     const bad = contentError(t, body);
     if (bad) return { accepted: false, reason: 'schema', error: bad };
     const receivedAt = this.clock().toISOString();

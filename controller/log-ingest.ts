@@ -6,11 +6,12 @@
 // lost ack or a reconnect) is acknowledged again and not stored twice. A batch
 // that fails a check is counted by reason and never acknowledged.
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { openEnvelope, seal } from '../api/envelope';
+import { seal } from '../api/envelope';
 import { KINDS, LogsBodySchema, type LogAckBody, type LogsBody } from '../api/messages';
 import { parseTopic, topics } from '../api/topics';
-import { keyId, signerFor, verifierFor, type Signer } from '../lib/keys';
+import { keyId, signerFor, type Signer } from '../lib/keys';
 import { RateLimitedLog, type Logger } from '../lib/log';
+import { openDeviceMessage } from './ingest';
 import { decodeBatch, type LogStore } from './log-store';
 import type { ControllerKeys, StateDir } from './state-dir';
 
@@ -92,16 +93,9 @@ export class LogIngest {
   private process(topic: string, payload: Buffer): LogIngestResult {
     const t = parseTopic(topic);
     if (t?.type !== 'logs' || payload.length === 0) return { accepted: false, reason: 'ignored' };
-    const device = this.d.state.deviceById(t.uuid);
-    if (!device?.signPublicKey) return { accepted: false, reason: 'unknown-device', error: `no onboarded device ${t.uuid}` };
-    const opened = openEnvelope(payload, KINDS.logs, verifierFor(device.signPublicKey));
+    const opened = openDeviceMessage(this.d.state, t.uuid, KINDS.logs, payload, BODY_CHECK);
     if (!opened.ok) return { accepted: false, reason: opened.reason, error: opened.error };
     const body = opened.body;
-    if (!BODY_CHECK.Check(body)) {
-      const e = BODY_CHECK.Errors(body).First();
-      return { accepted: false, reason: 'schema', error: e ? `${e.path || '/'} ${e.message}` : 'wrong shape' };
-    }
-    if (body.deviceId !== t.uuid) return { accepted: false, reason: 'device-mismatch', error: `body names device ${body.deviceId}` };
     if (this.d.store.has(t.uuid, body.seq)) {
       // A resend (its ack was lost, or the link dropped): the signed copy stored first stands.
       this.d.log.debug('log batch stored already', { deviceId: t.uuid, seq: body.seq });
